@@ -1,0 +1,147 @@
+//! Assembles the control plane from its parts and serves it.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::http::{self, AppState, auth::ApiKeyAuth};
+use crate::metrics::Metrics;
+use crate::runtime::{Runtime, RuntimeError, RuntimeEvent};
+use crate::sandbox::error::SandboxError;
+use crate::sandbox::reconcile::ReconcileReport;
+use crate::sandbox::service::{SandboxService, ServiceParts, ServiceSettings};
+use crate::store::{Store, StoreError};
+use crate::ttl::{Due, Scheduler};
+
+/// Everything needed to start the control plane, independent of how it was
+/// configured (tests build it directly).
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// The SQLite state file.
+    pub store_path: PathBuf,
+    /// The API key; `None` turns auth off.
+    pub api_key: Option<String>,
+    /// Domain settings.
+    pub service: ServiceSettings,
+    /// Time source.
+    pub clock: Clock,
+    /// How long in-flight requests may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The state store cannot be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The runtime cannot be set up or does not answer.
+    #[error("runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    /// Reconciling the store with the runtime failed.
+    #[error("reconciling stored sandboxes with the runtime: {0}")]
+    Reconcile(#[from] SandboxError),
+    /// The listener failed.
+    #[error("serving HTTP: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// A started control plane: background tasks run; call [`App::serve`].
+pub struct App {
+    /// The domain service (tests drive it directly).
+    pub service: SandboxService,
+    /// The HTTP router.
+    pub router: Router,
+    /// What startup reconciliation did.
+    pub reconciled: ReconcileReport,
+    shutdown: CancellationToken,
+    grace: Duration,
+}
+
+impl App {
+    /// Opens the store, reconciles it with `runtime`, re-arms timers and
+    /// starts the background tasks.
+    pub async fn start(options: AppOptions, runtime: Arc<dyn Runtime>) -> Result<Self, StartupError> {
+        let (store, records) = Store::open(&options.store_path)?;
+        let shutdown = CancellationToken::new();
+        let (scheduler, due) = Scheduler::start(options.clock, shutdown.child_token());
+        let metrics = Arc::new(Metrics::new());
+        let (events_tx, events) = mpsc::unbounded_channel();
+        runtime.watch(events_tx);
+        let service = SandboxService::new(ServiceParts {
+            runtime,
+            store,
+            scheduler,
+            clock: options.clock,
+            settings: options.service,
+            metrics: metrics.clone(),
+        });
+        let reconciled = service.restore(records).await?;
+        spawn_due_loop(service.clone(), due, shutdown.child_token());
+        spawn_event_loop(service.clone(), events, shutdown.child_token());
+        let auth = Arc::new(ApiKeyAuth::new(options.api_key.as_deref()));
+        let router = http::router(AppState { service: service.clone(), auth, metrics });
+        Ok(Self { service, router, reconciled, shutdown, grace: options.shutdown_grace })
+    }
+
+    /// Serves until `signal` resolves, then lets in-flight requests finish
+    /// (up to the grace period) and stops the background tasks.
+    pub async fn serve(self, listener: TcpListener, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+        let stop = CancellationToken::new();
+        let stop_server = stop.clone();
+        let server = axum::serve(listener, self.router)
+            .with_graceful_shutdown(async move { stop_server.cancelled().await });
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            result = &mut server => result?,
+            () = signal => {
+                tracing::info!(grace_s = self.grace.as_secs(), "shutting down; finishing in-flight requests");
+                stop.cancel();
+                if tokio::time::timeout(self.grace, &mut server).await.is_err() {
+                    tracing::warn!("grace period over; exiting with requests still in flight");
+                }
+            }
+        }
+        self.shutdown.cancel();
+        Ok(())
+    }
+
+    /// Stops the background tasks without serving (tests).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn spawn_due_loop(service: SandboxService, mut due: mpsc::UnboundedReceiver<Due>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = due.recv() => next,
+                () = stop.cancelled() => None,
+            };
+            let Some(deadline) = next else { return };
+            let service = service.clone();
+            tokio::spawn(async move { service.on_due(deadline).await });
+        }
+    });
+}
+
+fn spawn_event_loop(service: SandboxService, mut events: mpsc::UnboundedReceiver<RuntimeEvent>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = events.recv() => next,
+                () = stop.cancelled() => None,
+            };
+            let Some(event) = next else { return };
+            service.on_runtime_event(event).await;
+        }
+    });
+}

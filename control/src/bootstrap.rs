@@ -1,0 +1,59 @@
+//! Turns a validated [`Config`] into a runtime and [`AppOptions`].
+
+use std::sync::Arc;
+
+use crate::app::AppOptions;
+use crate::clock::Clock;
+use crate::config::{Config, OrphanPolicy as ConfigOrphanPolicy, RuntimeType};
+use crate::runtime::fake::{FakeRuntime, FakeSettings};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::sandbox::reconcile::OrphanPolicy;
+use crate::sandbox::request::CreateRules;
+use crate::sandbox::service::ServiceSettings;
+
+/// The application options the configuration describes.
+pub fn app_options(config: &Config) -> AppOptions {
+    let service = ServiceSettings {
+        rules: CreateRules {
+            max_timeout_seconds: config.server.max_sandbox_timeout_seconds,
+            allowed_host_paths: config.storage.allowed_host_paths.clone(),
+        },
+        pending_failure_ttl: config.sandgate.pending_failure_ttl,
+        orphan_policy: match config.sandgate.orphan_policy {
+            ConfigOrphanPolicy::Adopt => OrphanPolicy::Adopt,
+            ConfigOrphanPolicy::Remove => OrphanPolicy::Remove,
+        },
+        ..ServiceSettings::default()
+    };
+    AppOptions {
+        store_path: config.store.path.clone(),
+        api_key: config.server.api_key.clone(),
+        service,
+        clock: Clock::System,
+        shutdown_grace: config.sandgate.shutdown_grace,
+    }
+}
+
+/// Builds the configured runtime.
+pub async fn runtime(config: &Config) -> Result<Arc<dyn Runtime>, RuntimeError> {
+    match config.runtime.kind {
+        RuntimeType::Fake => {
+            let fake = &config.sandgate.fake;
+            let settings = FakeSettings {
+                provision_latency: fake.provision_latency,
+                operation_latency: fake.operation_latency,
+                endpoint_host: fake.endpoint_host.clone(),
+                state_file: fake.state_file.clone(),
+            };
+            Ok(Arc::new(FakeRuntime::new(settings)?))
+        }
+        RuntimeType::Docker => Err(RuntimeError::InvalidSpec {
+            code: crate::error::codes::API_NOT_SUPPORTED,
+            message: "runtime.type = \"docker\" is not available in this build yet; use runtime.type = \"fake\"".to_owned(),
+        }),
+        RuntimeType::Kubernetes => Err(RuntimeError::InvalidSpec {
+            code: crate::error::codes::API_NOT_SUPPORTED,
+            message: "runtime.type = \"kubernetes\" is not available in this build yet".to_owned(),
+        }),
+    }
+}

@@ -1,0 +1,136 @@
+//! Checks on OpenSandbox keys that Sandgate accepts but does not use yet.
+//!
+//! A file OpenSandbox would reject is rejected here too, so a config that
+//! passes `--check-config` stays valid when the feature lands. Whether each
+//! key has an effect is [`warnings`](super::warnings)' concern, not this one's.
+
+use super::model::RuntimeType;
+use super::raw::{RawConfig, RawKubernetes, RawLog, RawRenewIntent, RawSecureRuntime, RawServer};
+use super::validate::Problems;
+
+/// Checks every OpenSandbox-only table; `runtime` is `None` when `runtime.type` was invalid.
+pub(crate) fn check(raw: &RawConfig, runtime: Option<RuntimeType>, p: &mut Problems) {
+    python_server(&raw.server, p);
+    file_logging(&raw.log, p);
+    if let Some(kind) = runtime {
+        kubernetes_tables(raw, kind, p);
+        secure_runtime(&raw.secure_runtime, kind, p);
+    }
+    renew_intent(&raw.renew_intent, p);
+}
+
+fn python_server(raw: &RawServer, p: &mut Problems) {
+    p.at_least("server.timeout_keep_alive", raw.timeout_keep_alive, 1);
+    p.at_least("server.limit_concurrency", raw.limit_concurrency, 0);
+    p.at_least("server.backlog", raw.backlog, 1);
+    p.at_least("server.thread_pool_size", raw.thread_pool_size, 1);
+    let loops = [("auto", ()), ("uvloop", ()), ("asyncio", ())];
+    p.choice("server.loop", raw.event_loop.as_deref(), &loops, ());
+    let https = [("auto", ()), ("httptools", ()), ("h11", ())];
+    p.choice("server.http", raw.http.as_deref(), &https, ());
+}
+
+fn file_logging(raw: &RawLog, p: &mut Problems) {
+    p.at_least("log.file_max_bytes", raw.file_max_bytes, 1);
+    p.at_least("log.file_backup_count", raw.file_backup_count, 0);
+}
+
+/// `[kubernetes]` and `[agent_sandbox]`: only with the Kubernetes runtime.
+fn kubernetes_tables(raw: &RawConfig, kind: RuntimeType, p: &mut Problems) {
+    if kind != RuntimeType::Kubernetes {
+        let why = format!("table not allowed when runtime.type = \"{}\"", kind.as_str());
+        if raw.kubernetes.is_some() {
+            p.push("kubernetes", why.clone());
+        }
+        if raw.agent_sandbox.is_some() {
+            p.push("agent_sandbox", why);
+        }
+        return;
+    }
+    if let Some(k8s) = &raw.kubernetes {
+        kubernetes_values(k8s, p);
+    }
+    let provider = raw.kubernetes.as_ref().and_then(|k| k.workload_provider.as_deref());
+    let Some(agent) = &raw.agent_sandbox else {
+        return;
+    };
+    if !provider.is_some_and(|name| name.trim().eq_ignore_ascii_case("agent-sandbox")) {
+        p.push("agent_sandbox", "only allowed when kubernetes.workload_provider = \"agent-sandbox\"");
+    }
+    let policies = [("Delete", ()), ("Retain", ())];
+    p.choice("agent_sandbox.shutdown_policy", agent.shutdown_policy.as_deref(), &policies, ());
+}
+
+fn kubernetes_values(raw: &RawKubernetes, p: &mut Problems) {
+    let policies = [("Always", ()), ("IfNotPresent", ()), ("Never", ())];
+    p.choice("kubernetes.image_pull_policy", raw.image_pull_policy.as_deref(), &policies, ());
+    p.non_blank("kubernetes.workload_provider", raw.workload_provider.clone());
+    p.at_least("kubernetes.sandbox_create_timeout_seconds", raw.sandbox_create_timeout_seconds, 1);
+    p.at_least("kubernetes.snapshot_create_timeout_seconds", raw.snapshot_create_timeout_seconds, 1);
+    p.at_least("kubernetes.informer_resync_seconds", raw.informer_resync_seconds, 0);
+    p.at_least("kubernetes.informer_watch_timeout_seconds", raw.informer_watch_timeout_seconds, 0);
+    p.at_least("kubernetes.read_burst", raw.read_burst, 0);
+    p.at_least("kubernetes.write_burst", raw.write_burst, 0);
+    let floats = [
+        ("kubernetes.sandbox_create_poll_interval_seconds", raw.sandbox_create_poll_interval_seconds, true),
+        ("kubernetes.read_qps", raw.read_qps, false),
+        ("kubernetes.write_qps", raw.write_qps, false),
+    ];
+    for (key, value, exclusive) in floats {
+        let Some(v) = value else {
+            continue;
+        };
+        if exclusive && (v.is_nan() || v <= 0.0) {
+            p.push(key, format!("{v} must be greater than 0"));
+        } else if v.is_nan() || v < 0.0 {
+            p.push(key, format!("{v} must be at least 0"));
+        }
+    }
+}
+
+/// OpenSandbox's rules for `[secure_runtime]`.
+fn secure_runtime(raw: &RawSecureRuntime, kind: RuntimeType, p: &mut Problems) {
+    let docker = raw.docker_runtime.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let k8s = raw.k8s_runtime_class.as_deref().is_some_and(|s| !s.trim().is_empty());
+    match raw.kind.as_deref().unwrap_or("") {
+        "" => {
+            let why = "must be absent when secure_runtime.type is empty";
+            if docker {
+                p.push("secure_runtime.docker_runtime", why);
+            }
+            if k8s {
+                p.push("secure_runtime.k8s_runtime_class", why);
+            }
+        }
+        "gvisor" | "kata" if !docker && !k8s => p.push(
+            "secure_runtime.type",
+            "gvisor and kata need secure_runtime.docker_runtime or secure_runtime.k8s_runtime_class",
+        ),
+        "gvisor" | "kata" => {}
+        "firecracker" => {
+            if !k8s {
+                p.push("secure_runtime.k8s_runtime_class", "required when secure_runtime.type = \"firecracker\"");
+            }
+            if kind == RuntimeType::Docker {
+                p.push("secure_runtime.type", "firecracker is not available with runtime.type = \"docker\"");
+            }
+        }
+        other => p.push(
+            "secure_runtime.type",
+            format!("{other:?} is not supported; expected one of \"\", \"gvisor\", \"kata\", \"firecracker\""),
+        ),
+    }
+}
+
+fn renew_intent(raw: &RawRenewIntent, p: &mut Problems) {
+    p.at_least("renew_intent.min_interval_seconds", raw.min_interval_seconds, 1);
+    let Some(redis) = &raw.redis else {
+        return;
+    };
+    p.at_least("renew_intent.redis.consumer_concurrency", redis.consumer_concurrency, 1);
+    p.non_blank("renew_intent.redis.queue_key", redis.queue_key.clone());
+    let has_dsn = redis.dsn.as_deref().is_some_and(|dsn| !dsn.trim().is_empty());
+    if redis.enabled == Some(true) && !has_dsn {
+        p.push("renew_intent.redis.dsn", "required when renew_intent.redis.enabled = true");
+    }
+}

@@ -1,0 +1,357 @@
+//! Turns a [`RawConfig`] into a [`Config`], collecting every problem at once.
+//!
+//! Each check reports through [`Problems`] with the dotted key it concerns,
+//! then carries on with the default so later checks still run. Defaults are
+//! written here, next to the rule that guards them.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::env::{EnvSource, vars};
+use super::model::{
+    Config, DEFAULT_DROP_CAPABILITIES, DockerConfig, EgressConfig, FakeConfig, LogConfig,
+    OrphanPolicy, RuntimeConfig, RuntimeType, SandgateConfig, ServerConfig, StorageConfig,
+    StoreConfig,
+};
+use super::raw::{
+    RawConfig, RawDocker, RawEgress, RawFake, RawLog, RawRuntime, RawSandgate, RawServer,
+    RawStorage, RawStore,
+};
+use super::{compat, ingress, warnings};
+
+/// One problem: the dotted key it concerns and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path (`server.port`, `storage.allowed_host_paths[1]`) or env variable name.
+    pub key: String,
+    /// What is wrong, as a sentence fragment.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in one configuration; displayed one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", lines(.problems))]
+pub struct ConfigErrors {
+    /// The problems, in check order; never empty.
+    pub problems: Vec<Problem>,
+}
+
+/// Joins problems one per line.
+fn lines(problems: &[Problem]) -> String {
+    let text: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    text.join("\n")
+}
+
+/// Collects problems while validation carries on.
+#[derive(Debug, Default)]
+pub(crate) struct Problems(Vec<Problem>);
+
+impl Problems {
+    /// Records a problem with `key`.
+    pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { key: key.into(), message: message.into() });
+    }
+
+    /// `value` when it is at least `min`; records a problem and gives `None` otherwise.
+    pub(crate) fn at_least(&mut self, key: &str, value: Option<i64>, min: i64) -> Option<i64> {
+        let v = value?;
+        if v < min {
+            self.push(key, format!("{v} must be at least {min}"));
+            return None;
+        }
+        Some(v)
+    }
+
+    /// `value` when it lies in `range`; records a problem and gives `None` otherwise.
+    pub(crate) fn in_range(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        range: RangeInclusive<i64>,
+    ) -> Option<i64> {
+        let v = value?;
+        if !range.contains(&v) {
+            let (lo, hi) = (range.start(), range.end());
+            self.push(key, format!("{v} is out of range {lo}..={hi}"));
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Maps `value` through `choices`: `Some(default)` when absent, `None`
+    /// (with a problem listing the choices) when it matches none of them.
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> Option<T> {
+        let Some(text) = value else {
+            return Some(default);
+        };
+        if let Some((_, found)) = choices.iter().find(|(name, _)| *name == text) {
+            return Some(*found);
+        }
+        let names: Vec<String> = choices.iter().map(|(name, _)| format!("{name:?}")).collect();
+        let expected = names.join(", ");
+        self.push(key, format!("{text:?} is not supported; expected one of {expected}"));
+        None
+    }
+
+    /// `value` when it is absent or has non-blank text; records a problem for blank text.
+    pub(crate) fn non_blank(&mut self, key: &str, value: Option<String>) -> Option<String> {
+        let text = value?;
+        if text.trim().is_empty() {
+            self.push(key, "must not be empty");
+            return None;
+        }
+        Some(text)
+    }
+
+    /// `Ok(value)` when nothing was recorded, otherwise every problem.
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigErrors { problems: self.0 })
+        }
+    }
+}
+
+/// Validates `raw`, applying defaults and the environment overrides read from `env`
+/// (`OPENSANDBOX_SERVER_API_KEY`, `PENDING_FAILURE_TTL`, `HOME`).
+///
+/// Every problem is reported, each naming its key. Accepted keys that have
+/// no effect in Sandgate become [`Config::warnings`].
+pub fn validate(raw: RawConfig, env: &dyn EnvSource) -> Result<Config, ConfigErrors> {
+    let mut p = Problems::default();
+    let warnings = warnings::collect(&raw);
+    let runtime = runtime(&raw.runtime, &mut p);
+    compat::check(&raw, runtime.as_ref().map(|r| r.kind), &mut p);
+    let config = Config {
+        server: server(raw.server, env, &mut p),
+        log: log(&raw.log, &mut p),
+        runtime: runtime.unwrap_or(RuntimeConfig { kind: RuntimeType::Docker, execd_image: None }),
+        docker: docker(raw.docker, &mut p),
+        ingress: ingress::validate(raw.ingress, &mut p),
+        egress: egress(raw.egress, &mut p),
+        storage: storage(raw.storage, &mut p),
+        store: store(raw.store, env, &mut p),
+        sandgate: sandgate(raw.sandgate, env, &mut p),
+        warnings,
+    };
+    p.finish(config)
+}
+
+/// Treats blank text as absent (for keys where OpenSandbox does the same).
+fn blank_as_none(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.trim().is_empty())
+}
+
+/// Whole seconds to a duration (callers have checked the value is not negative).
+fn seconds(value: i64) -> Duration {
+    Duration::from_secs(u64::try_from(value).unwrap_or_default())
+}
+
+/// Whole milliseconds to a duration (callers have checked the value is not negative).
+fn millis(value: i64) -> Duration {
+    Duration::from_millis(u64::try_from(value).unwrap_or_default())
+}
+
+// === sections ===
+
+fn server(raw: RawServer, env: &dyn EnvSource, p: &mut Problems) -> ServerConfig {
+    let port = p.in_range("server.port", raw.port, 1..=65535);
+    let max = p.at_least("server.max_sandbox_timeout_seconds", raw.max_sandbox_timeout_seconds, 60);
+    ServerConfig {
+        host: p.non_blank("server.host", raw.host).unwrap_or_else(|| "127.0.0.1".to_owned()),
+        port: port.and_then(|v| u16::try_from(v).ok()).unwrap_or(8080),
+        // The env var wins whenever it is set, even when empty: that is how
+        // an operator turns off a key written in a shared file.
+        api_key: blank_as_none(env.var(vars::API_KEY).or(raw.api_key)),
+        eip: blank_as_none(raw.eip),
+        max_sandbox_timeout_seconds: max.and_then(|v| u64::try_from(v).ok()),
+    }
+}
+
+fn log(raw: &RawLog, p: &mut Problems) -> LogConfig {
+    let Some(given) = raw.level.as_deref() else {
+        return LogConfig { level: "info".to_owned() };
+    };
+    let level = match given.trim().to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        "error" | "critical" => "error",
+        _ => {
+            let expected = "trace, debug, info, warn, warning, error, critical (any case)";
+            p.push("log.level", format!("{given:?} is not a log level; expected one of {expected}"));
+            "info"
+        }
+    };
+    LogConfig { level: level.to_owned() }
+}
+
+fn runtime(raw: &RawRuntime, p: &mut Problems) -> Option<RuntimeConfig> {
+    let choices = RuntimeType::NAMES.map(|name| (name, runtime_type(name)));
+    let kind = p.choice("runtime.type", raw.kind.as_deref(), &choices, RuntimeType::Docker);
+    let execd_image = p.non_blank("runtime.execd_image", raw.execd_image.clone());
+    Some(RuntimeConfig { kind: kind?, execd_image })
+}
+
+/// The variant for one of [`RuntimeType::NAMES`].
+fn runtime_type(name: &str) -> RuntimeType {
+    match name {
+        "kubernetes" => RuntimeType::Kubernetes,
+        "fake" => RuntimeType::Fake,
+        _ => RuntimeType::Docker,
+    }
+}
+
+fn docker(raw: RawDocker, p: &mut Problems) -> DockerConfig {
+    let default_caps = || DEFAULT_DROP_CAPABILITIES.map(str::to_owned).to_vec();
+    let drop_capabilities = raw.drop_capabilities.unwrap_or_else(default_caps);
+    for (index, cap) in drop_capabilities.iter().enumerate() {
+        if cap.trim().is_empty() {
+            p.push(format!("docker.drop_capabilities[{index}]"), "must not be empty");
+        }
+    }
+    let pids_limit = match raw.pids_limit {
+        None => Some(4096),
+        Some(0) => None,
+        Some(v) => p.at_least("docker.pids_limit", Some(v), 0),
+    };
+    DockerConfig {
+        network_mode: p.non_blank("docker.network_mode", raw.network_mode).unwrap_or_else(|| "bridge".to_owned()),
+        api_timeout: seconds(p.at_least("docker.api_timeout", raw.api_timeout, 1).unwrap_or(180)),
+        host_ip: blank_as_none(raw.host_ip),
+        drop_capabilities,
+        apparmor_profile: blank_as_none(raw.apparmor_profile),
+        no_new_privileges: raw.no_new_privileges.unwrap_or(true),
+        seccomp_profile: blank_as_none(raw.seccomp_profile),
+        pids_limit,
+    }
+}
+
+fn egress(raw: RawEgress, p: &mut Problems) -> EgressConfig {
+    let modes = [("dns", "dns"), ("dns+nft", "dns+nft")];
+    let mode = p.choice("egress.mode", raw.mode.as_deref(), &modes, "dns");
+    EgressConfig {
+        image: p.non_blank("egress.image", raw.image),
+        mode: mode.unwrap_or("dns").to_owned(),
+        disable_ipv6: raw.disable_ipv6.unwrap_or(true),
+    }
+}
+
+fn storage(raw: RawStorage, p: &mut Problems) -> StorageConfig {
+    let allowed_host_paths = raw.allowed_host_paths.unwrap_or_default();
+    for (index, path) in allowed_host_paths.iter().enumerate() {
+        if !path.starts_with('/') {
+            p.push(format!("storage.allowed_host_paths[{index}]"), format!("{path:?} must be an absolute path"));
+        }
+    }
+    let root = raw.ossfs_mount_root.unwrap_or_else(|| "/mnt/ossfs".to_owned());
+    if !root.starts_with('/') {
+        p.push("storage.ossfs_mount_root", format!("{root:?} must be an absolute path"));
+    }
+    StorageConfig {
+        allowed_host_paths,
+        volume_default_size: p
+            .non_blank("storage.volume_default_size", raw.volume_default_size)
+            .unwrap_or_else(|| "1Gi".to_owned()),
+        ossfs_mount_root: root,
+    }
+}
+
+fn store(raw: RawStore, env: &dyn EnvSource, p: &mut Problems) -> StoreConfig {
+    p.choice("store.type", raw.kind.as_deref(), &[("sqlite", ())], ());
+    let path = match p.non_blank("store.path", raw.path) {
+        Some(text) => expand_home("store.path", &text, env, p),
+        None => default_store_path(env, p),
+    };
+    StoreConfig { path: path.unwrap_or_default() }
+}
+
+/// `$HOME/.sandgate/sandgate.db`.
+fn default_store_path(env: &dyn EnvSource, p: &mut Problems) -> Option<PathBuf> {
+    match home(env) {
+        Some(home) => Some(home.join(".sandgate").join("sandgate.db")),
+        None => {
+            p.push("store.path", "not set and HOME is not set; set store.path explicitly");
+            None
+        }
+    }
+}
+
+/// The home directory, when `HOME` is set and non-empty.
+pub(crate) fn home(env: &dyn EnvSource) -> Option<PathBuf> {
+    blank_as_none(env.var(vars::HOME)).map(PathBuf::from)
+}
+
+/// Expands a leading `~` or `~/` with `HOME`; other paths are returned unchanged.
+fn expand_home(key: &str, text: &str, env: &dyn EnvSource, p: &mut Problems) -> Option<PathBuf> {
+    let rest = match text.strip_prefix('~') {
+        None => return Some(PathBuf::from(text)),
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.trim_start_matches('/'),
+        Some(_) => return Some(PathBuf::from(text)),
+    };
+    let Some(home) = home(env) else {
+        p.push(key, format!("{text:?} starts with ~ but HOME is not set"));
+        return None;
+    };
+    Some(if rest.is_empty() { home } else { home.join(rest) })
+}
+
+fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> SandgateConfig {
+    let policies = [("adopt", OrphanPolicy::Adopt), ("remove", OrphanPolicy::Remove)];
+    let orphan_policy = p.choice("sandgate.orphan_policy", raw.orphan_policy.as_deref(), &policies, OrphanPolicy::Adopt);
+    let grace = p.at_least("sandgate.shutdown_grace_seconds", raw.shutdown_grace_seconds, 0);
+    SandgateConfig {
+        pending_failure_ttl: pending_failure_ttl(raw.pending_failure_ttl_seconds, env, p),
+        orphan_policy: orphan_policy.unwrap_or(OrphanPolicy::Adopt),
+        shutdown_grace: seconds(grace.unwrap_or(30)),
+        fake: fake(raw.fake, env, p),
+    }
+}
+
+/// `sandgate.pending_failure_ttl_seconds`, overridden by a non-blank `PENDING_FAILURE_TTL`.
+fn pending_failure_ttl(file: Option<i64>, env: &dyn EnvSource, p: &mut Problems) -> Duration {
+    let from_file = p.at_least("sandgate.pending_failure_ttl_seconds", file, 1);
+    let Some(text) = blank_as_none(env.var(vars::PENDING_FAILURE_TTL)) else {
+        return seconds(from_file.unwrap_or(3600));
+    };
+    match text.trim().parse::<u64>() {
+        Ok(secs) if secs >= 1 => Duration::from_secs(secs),
+        _ => {
+            let message = format!("{text:?} is not a whole number of seconds of at least 1");
+            p.push(vars::PENDING_FAILURE_TTL, message);
+            Duration::from_secs(3600)
+        }
+    }
+}
+
+fn fake(raw: RawFake, env: &dyn EnvSource, p: &mut Problems) -> FakeConfig {
+    let provision = p.at_least("sandgate.fake.provision_latency_ms", raw.provision_latency_ms, 0);
+    let operation = p.at_least("sandgate.fake.operation_latency_ms", raw.operation_latency_ms, 0);
+    let state_file = p
+        .non_blank("sandgate.fake.state_file", raw.state_file)
+        .and_then(|text| expand_home("sandgate.fake.state_file", &text, env, p));
+    FakeConfig {
+        provision_latency: millis(provision.unwrap_or(0)),
+        operation_latency: millis(operation.unwrap_or(0)),
+        endpoint_host: p
+            .non_blank("sandgate.fake.endpoint_host", raw.endpoint_host)
+            .unwrap_or_else(|| "127.0.0.1".to_owned()),
+        state_file,
+    }
+}

@@ -1,0 +1,84 @@
+//! The HTTP surface: the Lifecycle API mounted at `/` and `/v1`, plus
+//! `/health` and `/metrics` at the root.
+//!
+//! Middleware, outermost first: request id + access log + metrics, CORS,
+//! API-key auth, then the router. Handlers only translate HTTP to
+//! [`SandboxService`](crate::sandbox::service::SandboxService) calls.
+
+pub mod auth;
+pub mod extract;
+pub mod middleware;
+pub mod sandboxes;
+pub mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, patch, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::error::{ApiError, codes};
+use crate::metrics::Metrics;
+use crate::sandbox::service::SandboxService;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The sandbox domain service.
+    pub service: SandboxService,
+    /// API-key checking.
+    pub auth: Arc<auth::ApiKeyAuth>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The lifecycle routes, mounted twice.
+fn lifecycle_routes() -> Router<AppState> {
+    Router::new()
+        .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
+        .route("/sandboxes/{sandbox_id}", get(sandboxes::get_one).delete(sandboxes::delete))
+        .route("/sandboxes/{sandbox_id}/metadata", patch(sandboxes::patch_metadata))
+        .route("/sandboxes/{sandbox_id}/pause", post(sandboxes::pause))
+        .route("/sandboxes/{sandbox_id}/resume", post(sandboxes::resume))
+        .route("/sandboxes/{sandbox_id}/renew-expiration", post(sandboxes::renew))
+        .route("/sandboxes/{sandbox_id}/endpoints/{port}", get(sandboxes::endpoint))
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(lifecycle_routes())
+        .nest("/v1", lifecycle_routes())
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .layer(cors())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_context))
+        .with_state(state)
+}
+
+/// Any origin, method and header, with credentials (origins are mirrored).
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods(tower_http::cors::AllowMethods::mirror_request())
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+        .allow_credentials(true)
+        .expose_headers([middleware::REQUEST_ID.clone()])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("No route for {method} {}.", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}.", uri.path()),
+    )
+}

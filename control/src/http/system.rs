@@ -1,0 +1,41 @@
+//! `/health` (never behind auth) and `/metrics` (Prometheus text).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+
+use super::AppState;
+
+/// The body of `GET /health`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `healthy`, or `degraded` when the runtime does not answer.
+    pub status: &'static str,
+    /// The configured runtime (`docker`).
+    pub runtime: &'static str,
+    /// `ok`, or why the runtime does not answer.
+    pub runtime_status: String,
+}
+
+/// `GET /health`: always 200 while the process serves; `status` says
+/// whether the runtime answers.
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let runtime = state.service.runtime();
+    let checked = tokio::time::timeout(std::time::Duration::from_secs(2), runtime.health()).await;
+    let (status, runtime_status) = match checked {
+        Ok(Ok(())) => ("healthy", "ok".to_owned()),
+        Ok(Err(error)) => ("degraded", error.to_string()),
+        Err(_) => ("degraded", "the runtime did not answer within 2s".to_owned()),
+    };
+    Json(Health { status, runtime: runtime.kind().as_str(), runtime_status })
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let counts = state.service.registry().count_by_state();
+    let body = state.metrics.render(&counts, state.service.armed_timers());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}

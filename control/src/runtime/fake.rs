@@ -1,0 +1,315 @@
+//! An in-memory runtime with scripted latency and failures and a call log.
+//!
+//! It drives the fast tests and the scale benchmark, and lets the whole
+//! stack run without a container engine (`runtime.type = "fake"`). With a
+//! state file it persists its "containers", simulating an engine that
+//! outlives the control plane (used by the crash test).
+//!
+//! Scripting: an image whose reference starts with `fake/fail` fails to
+//! provision, with the rest of the reference as the message; tests can also
+//! queue failures with [`FakeRuntime::fail_next`] and report engine-side
+//! changes with [`FakeRuntime::exit`] and [`FakeRuntime::remove_behind_back`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use sandgate_shared::ids::SandboxId;
+use sandgate_shared::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    EventSink, ObservedState, Progress, ProvisionRequest, ResolvedEndpoint, Runtime, RuntimeError,
+    RuntimeEvent, RuntimeKind, RuntimeSandbox,
+};
+use crate::sandbox::model::Source;
+
+/// Settings of the fake runtime.
+#[derive(Debug, Clone)]
+pub struct FakeSettings {
+    /// Time each provisioning takes.
+    pub provision_latency: Duration,
+    /// Time every other operation takes.
+    pub operation_latency: Duration,
+    /// Host put in endpoints (`{host}:{port}`).
+    pub endpoint_host: String,
+    /// Where to persist state, if anywhere.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for FakeSettings {
+    fn default() -> Self {
+        Self {
+            provision_latency: Duration::ZERO,
+            operation_latency: Duration::ZERO,
+            endpoint_host: "127.0.0.1".to_owned(),
+            state_file: None,
+        }
+    }
+}
+
+/// An operation of the runtime, for the call log and scripted failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// `provision`.
+    Provision,
+    /// `pause`.
+    Pause,
+    /// `resume`.
+    Resume,
+    /// `delete`.
+    Delete,
+    /// `list`.
+    List,
+    /// `resolve_endpoint`.
+    Endpoint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum FakeState {
+    Running,
+    Paused,
+    Exited { code: i64, oom_killed: bool },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FakeSandbox {
+    state: FakeState,
+    created_at: Timestamp,
+    image: String,
+    entrypoint: Vec<String>,
+    metadata: BTreeMap<String, String>,
+    expires_at: Option<Timestamp>,
+}
+
+#[derive(Default)]
+struct World {
+    sandboxes: HashMap<SandboxId, FakeSandbox>,
+    failures: HashMap<Op, VecDeque<String>>,
+    calls: Vec<(Op, Option<SandboxId>)>,
+    sink: Option<EventSink>,
+}
+
+/// The fake runtime.
+pub struct FakeRuntime {
+    settings: FakeSettings,
+    world: Mutex<World>,
+}
+
+impl std::fmt::Debug for FakeRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeRuntime").field("settings", &self.settings).finish()
+    }
+}
+
+impl FakeRuntime {
+    /// A fake runtime; loads its state file when one is configured and exists.
+    pub fn new(settings: FakeSettings) -> Result<Self, RuntimeError> {
+        let sandboxes = match &settings.state_file {
+            Some(path) if path.exists() => load(path)?,
+            _ => HashMap::new(),
+        };
+        let world = World { sandboxes, ..World::default() };
+        Ok(Self { settings, world: Mutex::new(world) })
+    }
+
+    /// Makes the next call of `op` fail with `message`.
+    pub fn fail_next(&self, op: Op, message: impl Into<String>) {
+        self.world.lock().failures.entry(op).or_default().push_back(message.into());
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<(Op, Option<SandboxId>)> {
+        self.world.lock().calls.clone()
+    }
+
+    /// How many sandboxes the fake engine holds.
+    pub fn len(&self) -> usize {
+        self.world.lock().sandboxes.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the engine holds `id`.
+    pub fn contains(&self, id: &SandboxId) -> bool {
+        self.world.lock().sandboxes.contains_key(id)
+    }
+
+    /// Simulates the sandbox's main process exiting, and reports it.
+    pub fn exit(&self, id: &SandboxId, code: i64, oom_killed: bool) {
+        let mut world = self.world.lock();
+        if let Some(sandbox) = world.sandboxes.get_mut(id) {
+            sandbox.state = FakeState::Exited { code, oom_killed };
+            emit(&world, RuntimeEvent::Exited { id: id.clone(), code, oom_killed });
+        }
+        self.persist(&world);
+    }
+
+    /// Simulates someone removing the sandbox by hand, and reports it.
+    pub fn remove_behind_back(&self, id: &SandboxId) {
+        let mut world = self.world.lock();
+        if world.sandboxes.remove(id).is_some() {
+            emit(&world, RuntimeEvent::Removed { id: id.clone() });
+        }
+        self.persist(&world);
+    }
+
+    /// Inserts a running sandbox directly (an object Sandgate did not create).
+    pub fn insert_running(&self, id: SandboxId, image: &str, metadata: BTreeMap<String, String>) {
+        let sandbox = FakeSandbox {
+            state: FakeState::Running,
+            created_at: Timestamp::from_utc(chrono::Utc::now()),
+            image: image.to_owned(),
+            entrypoint: vec!["sleep".to_owned(), "infinity".to_owned()],
+            metadata,
+            expires_at: None,
+        };
+        let mut world = self.world.lock();
+        world.sandboxes.insert(id, sandbox);
+        self.persist(&world);
+    }
+
+    async fn enter(&self, op: Op, id: Option<&SandboxId>) -> Result<(), RuntimeError> {
+        let latency = if op == Op::Provision { self.settings.provision_latency } else { self.settings.operation_latency };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut world = self.world.lock();
+        world.calls.push((op, id.cloned()));
+        match world.failures.get_mut(&op).and_then(VecDeque::pop_front) {
+            Some(message) => Err(RuntimeError::backend(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn persist(&self, world: &World) {
+        let Some(path) = &self.settings.state_file else { return };
+        if let Err(error) = save(path, &world.sandboxes) {
+            tracing::error!(path = %path.display(), %error, "fake runtime cannot save its state");
+        }
+    }
+
+    fn change(&self, id: &SandboxId, from: FakeState, to: FakeState, what: &str) -> Result<(), RuntimeError> {
+        let mut world = self.world.lock();
+        let sandbox = world.sandboxes.get_mut(id).ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        if sandbox.state != from {
+            return Err(RuntimeError::Conflict(format!("cannot {what} a sandbox in state {:?}", sandbox.state)));
+        }
+        sandbox.state = to;
+        self.persist(&world);
+        Ok(())
+    }
+}
+
+fn emit(world: &World, event: RuntimeEvent) {
+    if let Some(sink) = &world.sink {
+        let _ = sink.send(event);
+    }
+}
+
+fn load(path: &PathBuf) -> Result<HashMap<SandboxId, FakeSandbox>, RuntimeError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RuntimeError::backend(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| RuntimeError::backend(format!("parsing {}: {e}", path.display())))
+}
+
+fn save(path: &PathBuf, sandboxes: &HashMap<SandboxId, FakeSandbox>) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec(sandboxes).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}
+
+#[async_trait]
+impl Runtime for FakeRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Fake
+    }
+
+    async fn provision(&self, request: &ProvisionRequest, progress: &Progress) -> Result<(), RuntimeError> {
+        progress.report("Fake runtime: creating the sandbox.");
+        self.enter(Op::Provision, Some(&request.id)).await?;
+        let image = match &request.spec.source {
+            Source::Image { uri } => uri.clone(),
+            Source::Snapshot { id } => format!("snapshot:{id}"),
+        };
+        if let Some(message) = image.strip_prefix("fake/fail") {
+            return Err(RuntimeError::backend(format!("scripted failure{message}")));
+        }
+        let sandbox = FakeSandbox {
+            state: FakeState::Running,
+            created_at: request.created_at,
+            image,
+            entrypoint: request.spec.entrypoint.clone(),
+            metadata: request.metadata.clone(),
+            expires_at: request.expires_at,
+        };
+        let mut world = self.world.lock();
+        world.sandboxes.insert(request.id.clone(), sandbox);
+        self.persist(&world);
+        Ok(())
+    }
+
+    async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        self.enter(Op::Pause, Some(id)).await?;
+        self.change(id, FakeState::Running, FakeState::Paused, "pause")
+    }
+
+    async fn resume(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        self.enter(Op::Resume, Some(id)).await?;
+        self.change(id, FakeState::Paused, FakeState::Running, "resume")
+    }
+
+    async fn delete(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        self.enter(Op::Delete, Some(id)).await?;
+        let mut world = self.world.lock();
+        world.sandboxes.remove(id);
+        self.persist(&world);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError> {
+        self.enter(Op::List, None).await?;
+        let world = self.world.lock();
+        Ok(world.sandboxes.iter().map(|(id, s)| observed(id, s)).collect())
+    }
+
+    async fn resolve_endpoint(&self, id: &SandboxId, port: u16) -> Result<ResolvedEndpoint, RuntimeError> {
+        self.enter(Op::Endpoint, Some(id)).await?;
+        if !self.world.lock().sandboxes.contains_key(id) {
+            return Err(RuntimeError::NotReady(format!("sandbox {id} is not created yet")));
+        }
+        let endpoint = format!("{}:{port}", self.settings.endpoint_host);
+        Ok(ResolvedEndpoint { endpoint, headers: BTreeMap::new() })
+    }
+
+    async fn health(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn watch(&self, sink: EventSink) {
+        self.world.lock().sink = Some(sink);
+    }
+}
+
+fn observed(id: &SandboxId, sandbox: &FakeSandbox) -> RuntimeSandbox {
+    let state = match sandbox.state {
+        FakeState::Running => ObservedState::Running,
+        FakeState::Paused => ObservedState::Paused,
+        FakeState::Exited { code, oom_killed } => ObservedState::Exited { code, oom_killed },
+    };
+    RuntimeSandbox {
+        id: id.clone(),
+        state,
+        created_at: Some(sandbox.created_at),
+        image: Some(sandbox.image.clone()),
+        entrypoint: sandbox.entrypoint.clone(),
+        metadata: sandbox.metadata.clone(),
+        expires_at: sandbox.expires_at,
+    }
+}

@@ -1,0 +1,257 @@
+//! The runtime abstraction: what a container engine must do for Sandgate.
+//!
+//! One trait object, [`Runtime`], with domain operations only; the engine's
+//! client never leaks out. Implementations: [`fake`] (in memory, for tests,
+//! benchmarks and demos) and, in later modules, Docker and Kubernetes.
+//! Errors are classified by meaning in [`RuntimeError`], not by origin.
+
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sandgate_shared::ids::SandboxId;
+use sandgate_shared::time::Timestamp;
+use tokio::sync::mpsc;
+
+use crate::sandbox::model::SandboxSpec;
+
+/// Which engine a runtime drives; decides the engine-specific error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// Docker Engine.
+    Docker,
+    /// Kubernetes.
+    Kubernetes,
+    /// The in-memory fake runtime.
+    Fake,
+}
+
+impl RuntimeKind {
+    /// The config spelling (`runtime.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Kubernetes => "kubernetes",
+            Self::Fake => "fake",
+        }
+    }
+}
+
+/// Registry credentials for one pull. Held in memory only, never persisted or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// Registry user name.
+    pub username: String,
+    /// Registry password or token.
+    pub password: String,
+}
+
+impl fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Everything a runtime needs to provision one sandbox.
+#[derive(Debug, Clone)]
+pub struct ProvisionRequest {
+    /// The sandbox id; runtimes label their objects with it.
+    pub id: SandboxId,
+    /// The validated request.
+    pub spec: Arc<SandboxSpec>,
+    /// User metadata at creation time.
+    pub metadata: BTreeMap<String, String>,
+    /// Pull credentials, when the request carried `image.auth`.
+    pub image_auth: Option<RegistryAuth>,
+    /// When the sandbox was accepted.
+    pub created_at: Timestamp,
+    /// The TTL deadline, if any; runtimes may record it in labels.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Reports provisioning progress ("pulling image: 40%") into `status.message`.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(String) + Send + Sync>);
+
+impl Progress {
+    /// Wraps a callback.
+    pub fn new(report: impl Fn(String) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    /// A sink that drops every report.
+    pub fn ignore() -> Self {
+        Self::new(|_| {})
+    }
+
+    /// Reports one progress message.
+    pub fn report(&self, message: impl Into<String>) {
+        (self.0)(message.into());
+    }
+}
+
+/// What the engine says about a sandbox right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObservedState {
+    /// Created but not yet started.
+    Creating,
+    /// Running.
+    Running,
+    /// Frozen.
+    Paused,
+    /// The main process ended.
+    Exited {
+        /// Its exit code.
+        code: i64,
+        /// Whether the kernel OOM killer ended it.
+        oom_killed: bool,
+    },
+}
+
+/// One sandbox as the engine knows it; used to reconcile and to adopt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSandbox {
+    /// The id from the engine object's labels.
+    pub id: SandboxId,
+    /// Its observed state.
+    pub state: ObservedState,
+    /// Creation time as the engine recorded it.
+    pub created_at: Option<Timestamp>,
+    /// The image reference it runs.
+    pub image: Option<String>,
+    /// Its entry process (without any bootstrap wrapper).
+    pub entrypoint: Vec<String>,
+    /// User metadata recorded on the engine object.
+    pub metadata: BTreeMap<String, String>,
+    /// The TTL deadline recorded on the engine object.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A change the engine reports on its own (crash, OOM kill, removal by hand).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeEvent {
+    /// The sandbox's main process ended.
+    Exited {
+        /// Which sandbox.
+        id: SandboxId,
+        /// Exit code.
+        code: i64,
+        /// Whether the OOM killer ended it.
+        oom_killed: bool,
+    },
+    /// The engine object disappeared without Sandgate asking.
+    Removed {
+        /// Which sandbox.
+        id: SandboxId,
+    },
+    /// The event stream was interrupted; the consumer must re-read everything.
+    Resync,
+}
+
+/// Where clients reach a sandbox port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedEndpoint {
+    /// `host:port[/path]`, without a scheme.
+    pub endpoint: String,
+    /// Headers a client must send.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A runtime failure, classified by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine has no such sandbox.
+    #[error("sandbox {id} does not exist in the runtime")]
+    NotFound {
+        /// Which sandbox.
+        id: SandboxId,
+    },
+    /// The engine refused because of the object's current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The engine cannot be reached; retrying later may succeed.
+    #[error("runtime unavailable: {0}")]
+    Unavailable(String),
+    /// The request cannot be satisfied by this runtime; `code` is the wire code.
+    #[error("{message}")]
+    InvalidSpec {
+        /// Error code, e.g. `VOLUME::HOST_PATH_NOT_ALLOWED`.
+        code: &'static str,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// The answer is not known yet (an endpoint while still provisioning).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// Any other engine failure.
+    #[error("{0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl RuntimeError {
+    /// A backend error from a message.
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self::Backend(message.into().into())
+    }
+}
+
+/// Where a runtime sends [`RuntimeEvent`]s.
+pub type EventSink = mpsc::UnboundedSender<RuntimeEvent>;
+
+/// A container engine, seen through domain operations only.
+///
+/// Every method is safe to call concurrently for different sandboxes; the
+/// [`SandboxService`](crate::sandbox::service::SandboxService) serializes
+/// operations on one sandbox.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Which engine this is.
+    fn kind(&self) -> RuntimeKind;
+
+    /// Rejects requests this runtime cannot serve, before anything is stored.
+    /// The default accepts everything.
+    fn check_spec(&self, _spec: &SandboxSpec) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Creates and starts the sandbox; returns once it runs.
+    /// Long steps report through `progress`.
+    async fn provision(
+        &self,
+        request: &ProvisionRequest,
+        progress: &Progress,
+    ) -> Result<(), RuntimeError>;
+
+    /// Freezes a running sandbox.
+    async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Unfreezes a paused sandbox.
+    async fn resume(&self, id: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Stops and removes the sandbox and what was created for it.
+    /// Succeeds when nothing is left, including when it never existed.
+    async fn delete(&self, id: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Every sandbox this runtime holds, for reconciliation.
+    async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError>;
+
+    /// Where clients reach `port` of the sandbox.
+    async fn resolve_endpoint(
+        &self,
+        id: &SandboxId,
+        port: u16,
+    ) -> Result<ResolvedEndpoint, RuntimeError>;
+
+    /// Whether the engine answers; drives `/health` detail.
+    async fn health(&self) -> Result<(), RuntimeError>;
+
+    /// Starts reporting engine-side changes into `sink`.
+    /// The default reports nothing.
+    fn watch(&self, _sink: EventSink) {}
+}

@@ -1,0 +1,233 @@
+//! Background lifecycle work: provisioning, deletion, expiry and the
+//! reaction to changes the runtime reports on its own.
+
+use std::sync::Arc;
+
+use sandgate_shared::api::SandboxState;
+use sandgate_shared::ids::SandboxId;
+use tokio_util::sync::CancellationToken;
+
+use super::error::SandboxError;
+use super::model::{SandboxRecord, reason};
+use super::service::{Provisioning, SandboxService, failed_provisioning};
+use super::state::Transition;
+use crate::error::codes;
+use crate::runtime::{Progress, RegistryAuth, RuntimeEvent};
+use crate::ttl::Due;
+
+/// Why a sandbox is being deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteCause {
+    /// `DELETE /sandboxes/{id}`.
+    User,
+    /// Its TTL passed.
+    Expiry,
+    /// It failed provisioning and its `PENDING_FAILURE_TTL` passed.
+    FailureCleanup,
+}
+
+impl DeleteCause {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::User => reason::USER_DELETE,
+            Self::Expiry => reason::TTL_EXPIRY,
+            Self::FailureCleanup => reason::PROVISIONING_ERROR,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::User => "Deleting the sandbox as requested.",
+            Self::Expiry => "Deleting the sandbox: its timeout expired.",
+            Self::FailureCleanup => "Removing the sandbox that failed provisioning.",
+        }
+    }
+}
+
+impl SandboxService {
+    /// Starts provisioning in the background.
+    pub(super) fn start_provisioning(&self, record: &SandboxRecord, image_auth: Option<RegistryAuth>) {
+        let cancel = CancellationToken::new();
+        let service = self.clone();
+        let request = Self::provision_request(record, image_auth);
+        let token = cancel.clone();
+        let task = tokio::spawn(async move { service.provision(request, token).await });
+        self.inner.provisioning.lock().insert(record.id.clone(), Provisioning { cancel, task });
+    }
+
+    async fn provision(&self, request: crate::runtime::ProvisionRequest, cancel: CancellationToken) {
+        let id = request.id.clone();
+        let started = tokio::time::Instant::now();
+        let progress = self.progress_sink(&id);
+        progress.report("Provisioning started.");
+        let result = tokio::select! {
+            result = self.inner.runtime.provision(&request, &progress) => result,
+            () = cancel.cancelled() => return,
+        };
+        let guard = tokio::select! {
+            locked = self.lock(id.as_str()) => locked,
+            () = cancel.cancelled() => return,
+        };
+        self.inner.provisioning.lock().remove(&id);
+        let Ok((_guard, record)) = guard else { return };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let next = match result {
+            Ok(()) => {
+                tracing::info!(sandbox.id = %id, duration_ms = elapsed_ms, "sandbox is running");
+                self.inner.metrics.provisioned(started.elapsed());
+                self.transition(&record, Transition::Provisioned, reason::RUNNING, "Sandbox is running.", codes::INVALID_STATE)
+            }
+            Err(error) => {
+                let message = format!("Provisioning failed: {}", crate::error::error_chain(&error));
+                tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, error = %message, "sandbox failed to provision");
+                self.transition(&record, Transition::Fail, reason::PROVISIONING_ERROR, message, codes::INVALID_STATE)
+            }
+        };
+        if let Err(error) = self.commit_logged(next).await {
+            tracing::error!(sandbox.id = %id, %error, "cannot record the provisioning outcome");
+        }
+    }
+
+    async fn commit_logged(&self, next: Result<SandboxRecord, SandboxError>) -> Result<(), SandboxError> {
+        self.commit(next?, true).await.map(|_| ())
+    }
+
+    fn progress_sink(&self, id: &SandboxId) -> Progress {
+        let service = self.clone();
+        let id = id.clone();
+        Progress::new(move |message| {
+            service.inner.registry.update_if(
+                &id,
+                |r| r.status.state == SandboxState::Pending,
+                |r| r.status.message = message,
+            );
+        })
+    }
+
+    /// Deletes a sandbox: `Stopping` (durably), then the runtime removes it,
+    /// then the record goes. For [`DeleteCause::Expiry`], a renewal that was
+    /// acknowledged first wins and nothing happens.
+    pub async fn delete(&self, id: &str, cause: DeleteCause) -> Result<(), SandboxError> {
+        let (_guard, record) = self.lock(id).await?;
+        if !self.still_due(&record, cause) {
+            return Ok(());
+        }
+        let started = tokio::time::Instant::now();
+        let stopping = self.transition(&record, Transition::BeginStop, cause.reason(), cause.message(), codes::INVALID_STATE)?;
+        let record = self.commit(stopping, true).await?;
+        self.stop_provisioning(&record.id).await;
+        if let Err(source) = self.inner.runtime.delete(&record.id).await {
+            let message = format!("Deletion failed and will be retried: {source}");
+            let mut failed = SandboxRecord::clone(&record);
+            failed.status.message = message;
+            self.commit(failed, false).await?;
+            if cause != DeleteCause::User {
+                let retry = self.inner.clock.after(self.inner.settings.expiry_retry);
+                self.inner.scheduler.set(&record.id, Some(retry));
+            }
+            let action = format!("deleting sandbox {}", record.id);
+            return Err(SandboxError::Runtime { code: self.inner.codes.delete_failed(), action, source });
+        }
+        self.inner.store.remove(&record.id).await?;
+        self.inner.registry.remove(&record.id);
+        self.inner.scheduler.set(&record.id, None);
+        self.inner.metrics.deleted(record.status.state);
+        tracing::info!(sandbox.id = %record.id, cause = ?cause, duration_ms = started.elapsed().as_millis() as u64, "sandbox deleted");
+        Ok(())
+    }
+
+    fn still_due(&self, record: &SandboxRecord, cause: DeleteCause) -> bool {
+        let now = self.inner.clock.now();
+        match cause {
+            DeleteCause::User => true,
+            DeleteCause::Expiry => record.expires_at.is_some_and(|at| at <= now),
+            DeleteCause::FailureCleanup => failed_provisioning(record),
+        }
+    }
+
+    async fn stop_provisioning(&self, id: &SandboxId) {
+        let running = self.inner.provisioning.lock().remove(id);
+        if let Some(provisioning) = running {
+            provisioning.cancel.cancel();
+            let _ = provisioning.task.await;
+        }
+    }
+
+    /// Handles a deadline from the scheduler.
+    pub async fn on_due(&self, due: Due) {
+        let Some(record) = self.inner.registry.get(&due.id) else { return };
+        let now = self.inner.clock.now();
+        let cause = if record.expires_at.is_some_and(|at| at <= now) {
+            DeleteCause::Expiry
+        } else if self.next_deadline(&record).is_some_and(|at| at <= now) {
+            DeleteCause::FailureCleanup
+        } else {
+            // Renewed or changed since the deadline was set: re-arm.
+            self.inner.scheduler.set(&record.id, self.next_deadline(&record));
+            return;
+        };
+        let lag = (now.as_utc() - due.deadline.as_utc()).to_std().unwrap_or_default();
+        self.inner.metrics.expiry_lag(lag);
+        if let Err(error) = self.delete(record.id.as_str(), cause).await {
+            tracing::warn!(sandbox.id = %record.id, %error, "scheduled deletion failed; retrying later");
+        }
+    }
+
+    /// Applies a change the runtime reported on its own.
+    pub async fn on_runtime_event(&self, event: RuntimeEvent) {
+        let (id, transition, why, message) = match event {
+            RuntimeEvent::Exited { id, code, oom_killed } => {
+                let (t, why, message) = exit_outcome(code, oom_killed);
+                (id, t, why, message)
+            }
+            RuntimeEvent::Removed { id } => (
+                id,
+                Transition::Fail,
+                reason::RUNTIME_LOST,
+                "The sandbox was removed from the runtime outside Sandgate.".to_owned(),
+            ),
+            RuntimeEvent::Resync => {
+                if let Err(error) = self.reconcile().await {
+                    tracing::warn!(%error, "reconciliation after an event-stream gap failed");
+                }
+                return;
+            }
+        };
+        self.apply_observed(&id, transition, why, message).await;
+    }
+
+    async fn apply_observed(&self, id: &SandboxId, transition: Transition, why: &str, message: String) {
+        let Ok((_guard, record)) = self.lock(id.as_str()).await else { return };
+        let settled = matches!(
+            record.status.state,
+            SandboxState::Stopping | SandboxState::Terminated | SandboxState::Failed
+        );
+        if settled {
+            return;
+        }
+        tracing::warn!(sandbox.id = %id, state.reason = why, "{message}");
+        let next = self.transition(&record, transition, why, message, codes::INVALID_STATE);
+        if let Err(error) = self.commit_logged(next).await {
+            tracing::error!(sandbox.id = %id, %error, "cannot record a runtime-reported change");
+        }
+    }
+
+    /// Records that the runtime lost a sandbox (used by reconciliation).
+    pub(super) async fn mark_lost(&self, record: &Arc<SandboxRecord>) -> Result<(), SandboxError> {
+        let message = "The runtime no longer has this sandbox (lost while Sandgate was not watching).";
+        let next = self.transition(record, Transition::Fail, reason::RUNTIME_LOST, message, codes::INVALID_STATE)?;
+        self.commit(next, true).await.map(|_| ())
+    }
+}
+
+/// State, reason and message for an exited main process.
+pub(super) fn exit_outcome(code: i64, oom_killed: bool) -> (Transition, &'static str, String) {
+    if oom_killed {
+        let message = format!("Sandbox container was killed by the OOM killer (exit code {code}).");
+        (Transition::Fail, reason::OOM_KILLED, message)
+    } else if code == 0 {
+        (Transition::ExitedCleanly, reason::EXITED, "Sandbox container exited successfully.".to_owned())
+    } else {
+        (Transition::Fail, reason::EXITED_ERROR, format!("Sandbox container exited with code {code}."))
+    }
+}

@@ -1,0 +1,16 @@
+//! The sandbox domain: model, validation, state machine and the service that
+//! is the only writer of sandbox state.
+
+pub mod error;
+pub mod labels;
+pub mod lifecycle;
+pub mod model;
+pub mod ops;
+pub mod quantity;
+pub mod query;
+pub mod reconcile;
+pub mod registry;
+pub mod request;
+pub mod service;
+pub mod state;
+pub mod volumes;

@@ -1,0 +1,214 @@
+//! Synchronous sandbox operations: pause, resume, renew, metadata, endpoints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandgate_shared::api::{Endpoint, SandboxState};
+use sandgate_shared::time::Timestamp;
+
+use super::error::SandboxError;
+use super::labels;
+use super::model::{SandboxRecord, reason};
+use super::request::Problem;
+use super::service::SandboxService;
+use super::state::Transition;
+use crate::error::codes;
+use crate::runtime::RuntimeError;
+
+/// Options of `GET /sandboxes/{id}/endpoints/{port}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointOptions {
+    /// Route through the control plane's own proxy.
+    pub use_server_proxy: bool,
+    /// Sign the route until this Unix time.
+    pub expires: Option<u64>,
+}
+
+impl SandboxService {
+    /// Freezes a running sandbox.
+    pub async fn pause(&self, id: &str) -> Result<(), SandboxError> {
+        let (_guard, record) = self.lock(id).await?;
+        let codes = self.inner.codes;
+        let pausing = self.transition(&record, Transition::BeginPause, reason::PAUSING, "Pausing the sandbox.", codes.not_running())?;
+        let record = self.commit(pausing, true).await?;
+        match self.inner.runtime.pause(&record.id).await {
+            Ok(()) => {
+                let paused = self.transition(&record, Transition::Paused, reason::PAUSED, "Sandbox is paused.", codes.not_running())?;
+                self.commit(paused, true).await.map(|_| ())
+            }
+            Err(source) => {
+                let message = format!("Pause failed; the sandbox is still running: {source}");
+                let back = self.transition(&record, Transition::PauseFailed, reason::RUNNING, message, codes.not_running())?;
+                self.commit(back, true).await?;
+                let action = format!("pausing sandbox {}", record.id);
+                Err(SandboxError::Runtime { code: codes.pause_failed(), action, source })
+            }
+        }
+    }
+
+    /// Unfreezes a paused sandbox.
+    pub async fn resume(&self, id: &str) -> Result<(), SandboxError> {
+        let (_guard, record) = self.lock(id).await?;
+        let codes = self.inner.codes;
+        let resuming = self.transition(&record, Transition::BeginResume, reason::RESUMING, "Resuming the sandbox.", codes.not_paused())?;
+        let record = self.commit(resuming, true).await?;
+        match self.inner.runtime.resume(&record.id).await {
+            Ok(()) => {
+                let running = self.transition(&record, Transition::Resumed, reason::RUNNING, "Sandbox is running.", codes.not_paused())?;
+                self.commit(running, true).await.map(|_| ())
+            }
+            Err(source) => {
+                let message = format!("Resume failed; the sandbox is still paused: {source}");
+                let back = self.transition(&record, Transition::ResumeFailed, reason::PAUSED, message, codes.not_paused())?;
+                self.commit(back, true).await?;
+                let action = format!("resuming sandbox {}", record.id);
+                Err(SandboxError::Runtime { code: codes.resume_failed(), action, source })
+            }
+        }
+    }
+
+    /// Sets a new absolute expiry. It must be in the future and within
+    /// `server.max_sandbox_timeout_seconds` of now; manual-cleanup sandboxes
+    /// cannot be renewed (409).
+    pub async fn renew(&self, id: &str, expires_at: Timestamp) -> Result<Timestamp, SandboxError> {
+        let (_guard, record) = self.lock(id).await?;
+        let now = self.inner.clock.now();
+        if expires_at <= now {
+            return Err(SandboxError::invalid(
+                codes::INVALID_EXPIRATION,
+                format!("expiresAt: new expiration time must be in the future (got {expires_at}, now {now})."),
+            ));
+        }
+        if record.expires_at.is_none() {
+            return Err(SandboxError::Conflict {
+                code: codes::INVALID_EXPIRATION,
+                message: format!("Sandbox {} does not have automatic expiration enabled.", record.id),
+            });
+        }
+        if record.status.state == SandboxState::Stopping {
+            return Err(SandboxError::Conflict {
+                code: codes::INVALID_STATE,
+                message: format!("Sandbox {} is being deleted; it cannot be renewed.", record.id),
+            });
+        }
+        self.check_max_timeout(now, expires_at)?;
+        let renewed = SandboxRecord { expires_at: Some(expires_at), ..SandboxRecord::clone(&record) };
+        self.commit(renewed, false).await?;
+        tracing::info!(sandbox.id = %record.id, expires_at = %expires_at, "sandbox expiration renewed");
+        Ok(expires_at)
+    }
+
+    fn check_max_timeout(&self, now: Timestamp, expires_at: Timestamp) -> Result<(), SandboxError> {
+        let Some(max) = self.inner.settings.rules.max_timeout_seconds else { return Ok(()) };
+        let requested = (expires_at.as_utc() - now.as_utc()).num_seconds();
+        if requested > i64::try_from(max).unwrap_or(i64::MAX) {
+            return Err(SandboxError::invalid(
+                codes::INVALID_EXPIRATION,
+                format!("expiresAt: {requested}s from now exceeds the configured maximum of {max}s (server.max_sandbox_timeout_seconds)."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies a JSON merge patch to the metadata (RFC 7396).
+    pub async fn patch_metadata(
+        &self,
+        id: &str,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> Result<Arc<SandboxRecord>, SandboxError> {
+        let (_guard, record) = self.lock(id).await?;
+        check_patch(&patch)?;
+        if patch.is_empty() {
+            return Ok(record);
+        }
+        let mut metadata = record.metadata.clone();
+        for (key, value) in patch {
+            match value {
+                Some(value) => metadata.insert(key, value),
+                None => metadata.remove(&key),
+            };
+        }
+        self.commit(Self::with_metadata(&record, metadata), false).await
+    }
+
+    /// Where clients reach `port` of the sandbox. For a sandbox still being
+    /// provisioned, waits (bounded) until the runtime can answer.
+    pub async fn endpoint(&self, id: &str, port: u16, options: EndpointOptions) -> Result<Endpoint, SandboxError> {
+        check_endpoint_options(options)?;
+        let record = self.get(id)?;
+        let mut changes = self.inner.registry.subscribe();
+        let deadline = tokio::time::Instant::now() + self.inner.settings.endpoint_wait;
+        loop {
+            let state = self.get(id)?.status.state;
+            match self.inner.runtime.resolve_endpoint(&record.id, port).await {
+                Ok(resolved) => {
+                    let headers = (!resolved.headers.is_empty()).then_some(resolved.headers);
+                    return Ok(Endpoint { endpoint: resolved.endpoint, headers });
+                }
+                Err(RuntimeError::NotReady(_)) if state == SandboxState::Pending => {
+                    let wait = tokio::time::timeout_at(deadline, changes.changed()).await;
+                    if wait.is_err() {
+                        return Err(self.endpoint_error(&record, RuntimeError::NotReady("still provisioning".to_owned())));
+                    }
+                }
+                Err(RuntimeError::NotFound { .. }) => return Err(self.not_found(id)),
+                Err(error) => return Err(self.endpoint_error(&record, error)),
+            }
+        }
+    }
+
+    fn endpoint_error(&self, record: &SandboxRecord, source: RuntimeError) -> SandboxError {
+        SandboxError::Runtime {
+            code: self.inner.codes.endpoint_unavailable(),
+            action: format!("resolving an endpoint of sandbox {}", record.id),
+            source,
+        }
+    }
+}
+
+/// The wait applied to endpoint queries on pending sandboxes, for callers.
+pub const DEFAULT_ENDPOINT_WAIT: Duration = Duration::from_secs(30);
+
+fn check_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), SandboxError> {
+    let mut problems = Vec::new();
+    for (key, value) in patch {
+        if labels::is_reserved(key) {
+            problems.push(Problem::new(
+                codes::RESERVED_METADATA_LABEL,
+                format!("Metadata key {key:?} is reserved ({} prefix).", labels::RESERVED_PREFIX),
+            ));
+            continue;
+        }
+        let checked = labels::check_key(key).and_then(|()| match value {
+            Some(v) => labels::check_value(key, v),
+            None => Ok(()),
+        });
+        if let Err(message) = checked {
+            problems.push(Problem::new(codes::INVALID_METADATA_LABEL, message));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(SandboxError::Invalid(problems)) }
+}
+
+fn check_endpoint_options(options: EndpointOptions) -> Result<(), SandboxError> {
+    if options.use_server_proxy && options.expires.is_some() {
+        return Err(SandboxError::invalid(
+            codes::INVALID_PARAMETER,
+            "use_server_proxy cannot be combined with expires; signed endpoints require the gateway route.",
+        ));
+    }
+    if options.expires.is_some() {
+        return Err(SandboxError::invalid(
+            codes::API_NOT_SUPPORTED,
+            "expires: signed routes need the edge proxy with ingress.secure_access configured, which this server does not have.",
+        ));
+    }
+    if options.use_server_proxy {
+        return Err(SandboxError::invalid(
+            codes::API_NOT_SUPPORTED,
+            "use_server_proxy: the server-side proxy is not available on this server; omit the flag to get a direct endpoint.",
+        ));
+    }
+    Ok(())
+}

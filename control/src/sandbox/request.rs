@@ -1,0 +1,494 @@
+//! The `POST /sandboxes` body as it arrives, and its validation into a
+//! [`SandboxSpec`].
+//!
+//! Unknown fields are ignored (newer SDKs send more). Every rule violation is
+//! collected, so one response names every problem; each names its field.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+
+use super::labels;
+use super::model::{
+    EgressRule, NetworkPolicy, PlatformSpec, PolicyAction, Resources, SandboxSpec, Source,
+    VolumeBackend, VolumeSpec,
+};
+use super::quantity;
+use super::volumes;
+use crate::error::codes;
+use crate::runtime::RegistryAuth;
+
+/// The body of `POST /sandboxes`, before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSandboxBody {
+    /// Image to run.
+    pub image: Option<ImageBody>,
+    /// Snapshot to restore.
+    pub snapshot_id: Option<String>,
+    /// Platform constraint.
+    pub platform: Option<PlatformBody>,
+    /// TTL seconds; integer ≥ 60, or null/absent for manual cleanup.
+    #[serde(default)]
+    pub timeout: Option<serde_json::Value>,
+    /// Resource limits.
+    pub resource_limits: Option<BTreeMap<String, String>>,
+    /// Environment; null values are dropped.
+    pub env: Option<BTreeMap<String, Option<String>>>,
+    /// User metadata (label rules).
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Entry process.
+    pub entrypoint: Option<Vec<String>>,
+    /// Outbound network policy.
+    pub network_policy: Option<NetworkPolicyBody>,
+    /// Credential-vault proxy.
+    pub credential_proxy: Option<CredentialProxyBody>,
+    /// Require the secure-access token at the edge.
+    pub secure_access: Option<bool>,
+    /// Storage mounts.
+    pub volumes: Option<Vec<VolumeBody>>,
+    /// Opaque extensions.
+    pub extensions: Option<BTreeMap<String, String>>,
+}
+
+/// `image`.
+#[derive(Debug, Deserialize)]
+pub struct ImageBody {
+    /// Image reference.
+    pub uri: String,
+    /// Registry credentials.
+    pub auth: Option<AuthBody>,
+}
+
+/// `image.auth`.
+#[derive(Debug, Deserialize)]
+pub struct AuthBody {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// `platform`.
+#[derive(Debug, Deserialize)]
+pub struct PlatformBody {
+    /// `linux` or `windows`.
+    pub os: String,
+    /// `amd64` or `arm64`.
+    pub arch: String,
+}
+
+/// `networkPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicyBody {
+    /// `allow` or `deny`.
+    pub default_action: Option<String>,
+    /// Rules.
+    pub egress: Option<Vec<EgressRuleBody>>,
+}
+
+/// One `networkPolicy.egress` rule.
+#[derive(Debug, Deserialize)]
+pub struct EgressRuleBody {
+    /// `allow` or `deny`.
+    pub action: String,
+    /// Domain, wildcard, IP or CIDR.
+    pub target: String,
+}
+
+/// `credentialProxy`.
+#[derive(Debug, Deserialize)]
+pub struct CredentialProxyBody {
+    /// Enable the transparent credential proxy.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// One `volumes[]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeBody {
+    /// DNS-label name.
+    pub name: String,
+    /// Absolute mount path.
+    pub mount_path: String,
+    /// Read-only mount.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Path inside the backend.
+    pub sub_path: Option<String>,
+    /// Host directory backend.
+    pub host: Option<HostBody>,
+    /// Named volume / PVC backend.
+    pub pvc: Option<PvcBody>,
+    /// OSS bucket backend.
+    pub ossfs: Option<OssfsBody>,
+}
+
+/// `volumes[].host`.
+#[derive(Debug, Deserialize)]
+pub struct HostBody {
+    /// Absolute host path.
+    pub path: String,
+}
+
+/// `volumes[].pvc`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcBody {
+    /// Claim or volume name.
+    pub claim_name: String,
+    /// Create when missing (default true).
+    pub create_if_not_exists: Option<bool>,
+    /// Remove with the sandbox when Sandgate created it.
+    #[serde(default)]
+    pub delete_on_sandbox_termination: bool,
+    /// Kubernetes storage class.
+    pub storage_class: Option<String>,
+    /// Kubernetes size.
+    pub storage: Option<String>,
+    /// Kubernetes access modes.
+    pub access_modes: Option<Vec<String>>,
+}
+
+/// `volumes[].ossfs`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OssfsBody {
+    /// Bucket.
+    pub bucket: String,
+    /// Endpoint.
+    pub endpoint: String,
+    /// `1.0` or `2.0`.
+    pub version: Option<String>,
+    /// Mount options.
+    pub options: Option<Vec<String>>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Access key secret.
+    pub access_key_secret: Option<String>,
+}
+
+/// One rule violation: the wire code and a message naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Error code (`SANDBOX::INVALID_PARAMETER`).
+    pub code: &'static str,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    fn param(message: impl Into<String>) -> Self {
+        Self::new(codes::INVALID_PARAMETER, message)
+    }
+}
+
+/// Server-side limits that validation applies.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRules {
+    /// `server.max_sandbox_timeout_seconds`.
+    pub max_timeout_seconds: Option<u64>,
+    /// `storage.allowed_host_paths`.
+    pub allowed_host_paths: Vec<String>,
+}
+
+/// A create request that passed validation.
+#[derive(Debug)]
+pub struct ValidCreate {
+    /// What to provision.
+    pub spec: SandboxSpec,
+    /// Initial metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Pull credentials (memory only).
+    pub image_auth: Option<RegistryAuth>,
+}
+
+/// The largest TTL any timestamp can hold (until 9999-12-31).
+const MAX_REPRESENTABLE_TIMEOUT: u64 = 250_000_000_000;
+
+/// The entrypoint used for snapshot restores that do not name one.
+pub const DEFAULT_ENTRYPOINT: [&str; 3] = ["tail", "-f", "/dev/null"];
+
+/// The renew-on-access extension key and its bounds.
+pub const RENEW_EXTEND_KEY: &str = "access.renew.extend.seconds";
+
+impl CreateSandboxBody {
+    /// Validates every field; returns all problems, or the spec.
+    pub fn validate(self, rules: &CreateRules) -> Result<ValidCreate, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let extensions = self.extensions.unwrap_or_default();
+        check_extensions(&extensions, &mut problems);
+        let (source, image_auth) = source(self.image, self.snapshot_id, &mut problems);
+        let entrypoint = entrypoint(self.entrypoint, &source, &mut problems);
+        let timeout_seconds = timeout(self.timeout.as_ref(), rules, &mut problems);
+        let resources = resources(self.resource_limits, &mut problems);
+        let env = env(self.env.unwrap_or_default(), &mut problems);
+        let metadata = metadata(self.metadata.unwrap_or_default(), &mut problems);
+        let platform = self.platform.and_then(|p| platform(p, &mut problems));
+        let network_policy = self.network_policy.and_then(|p| network_policy(p, &mut problems));
+        if self.credential_proxy.is_some_and(|c| c.enabled) && network_policy.is_none() {
+            problems.push(Problem::param(
+                "credentialProxy.enabled requires networkPolicy: the credential proxy runs in the egress sidecar",
+            ));
+        }
+        let volumes = volumes::validate(self.volumes.unwrap_or_default(), rules, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let spec = SandboxSpec {
+            source: source.unwrap_or(Source::Image { uri: String::new() }),
+            entrypoint,
+            env,
+            resources,
+            platform,
+            volumes,
+            network_policy,
+            secure_access: self.secure_access.unwrap_or(false),
+            extensions,
+            timeout_seconds,
+            needs_registry_auth: image_auth.is_some(),
+        };
+        Ok(ValidCreate { spec, metadata, image_auth })
+    }
+}
+
+fn check_extensions(extensions: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+    if extensions.get("poolRef").is_some_and(|p| !p.trim().is_empty()) {
+        problems.push(Problem::new(
+            codes::UNSUPPORTED_POOL_REF,
+            "extensions.poolRef: pools are not supported by this runtime; create from an image instead",
+        ));
+    }
+    if let Some(value) = extensions.get(RENEW_EXTEND_KEY) {
+        let ok = value.trim().parse::<u64>().is_ok_and(|s| (300..=86_400).contains(&s));
+        if !ok {
+            problems.push(Problem::param(format!(
+                "extensions[{RENEW_EXTEND_KEY:?}]: {value:?} must be a whole number of seconds from 300 to 86400"
+            )));
+        }
+    }
+}
+
+fn source(
+    image: Option<ImageBody>,
+    snapshot_id: Option<String>,
+    problems: &mut Vec<Problem>,
+) -> (Option<Source>, Option<RegistryAuth>) {
+    let image = image.filter(|i| !i.uri.trim().is_empty());
+    let snapshot_id = snapshot_id.filter(|s| !s.trim().is_empty());
+    match (image, snapshot_id) {
+        (Some(image), None) => {
+            let auth = image.auth.map(|a| RegistryAuth { username: a.username, password: a.password });
+            (Some(Source::Image { uri: image.uri.trim().to_owned() }), auth)
+        }
+        (None, Some(id)) => (Some(Source::Snapshot { id: id.trim().to_owned() }), None),
+        (Some(_), Some(_)) => {
+            problems.push(Problem::param(
+                "image and snapshotId: exactly one must be given, not both",
+            ));
+            (None, None)
+        }
+        (None, None) => {
+            problems.push(Problem::param(
+                "image: exactly one of image (with a non-empty uri) or snapshotId must be given",
+            ));
+            (None, None)
+        }
+    }
+}
+
+fn entrypoint(
+    entrypoint: Option<Vec<String>>,
+    source: &Option<Source>,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    match (entrypoint, source) {
+        (Some(list), _) if list.is_empty() || list[0].trim().is_empty() => {
+            problems.push(Problem::param(
+                "entrypoint: must be a non-empty list whose first element names the program",
+            ));
+            Vec::new()
+        }
+        (Some(list), _) => list,
+        (None, Some(Source::Snapshot { .. })) => {
+            DEFAULT_ENTRYPOINT.iter().map(|s| (*s).to_owned()).collect()
+        }
+        (None, _) => {
+            problems.push(Problem::param(
+                "entrypoint: required when image is given, e.g. [\"python\", \"app.py\"]",
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn timeout(
+    value: Option<&serde_json::Value>,
+    rules: &CreateRules,
+    problems: &mut Vec<Problem>,
+) -> Option<u64> {
+    let seconds = match value {
+        None | Some(serde_json::Value::Null) => return None,
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f.min(u64::MAX as f64) as u64))
+            .ok_or_else(|| format!("timeout: {n} is not a whole, non-negative number of seconds")),
+        Some(other) => Err(format!(
+            "timeout: must be an integer number of seconds (at least 60) or null for manual cleanup, not {other}"
+        )),
+    };
+    let result = seconds.and_then(|s| {
+        if s < 60 {
+            Err(format!("timeout: must be at least 60 seconds, or null for manual cleanup (got {s})"))
+        } else if s > MAX_REPRESENTABLE_TIMEOUT {
+            Err(format!("timeout: {s}s is too large to represent safely"))
+        } else if let Some(max) = rules.max_timeout_seconds.filter(|max| s > *max) {
+            Err(format!("timeout: {s}s exceeds the configured maximum of {max}s (server.max_sandbox_timeout_seconds)"))
+        } else {
+            Ok(s)
+        }
+    });
+    result.map_err(|m| problems.push(Problem::param(m))).ok()
+}
+
+fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<Problem>) -> Resources {
+    let Some(raw) = limits else {
+        problems.push(Problem::param(
+            "resourceLimits: required, e.g. {\"cpu\": \"1\", \"memory\": \"2Gi\"} ({} means no limits)",
+        ));
+        return Resources::default();
+    };
+    let mut resources = Resources { raw, ..Resources::default() };
+    let mut check = |key: &str, result: Result<(), String>| {
+        if let Err(message) = result {
+            problems.push(Problem::param(format!("resourceLimits.{key}: {message}")));
+        }
+    };
+    if let Some(cpu) = resources.raw.get("cpu") {
+        check("cpu", quantity::parse_cpu_millis(cpu).map(|m| resources.cpu_millis = Some(m)));
+    }
+    if let Some(memory) = resources.raw.get("memory") {
+        check("memory", quantity::parse_memory_bytes(memory).map(|b| resources.memory_bytes = Some(b)));
+    }
+    if let Some(gpu) = resources.raw.get("gpu") {
+        check("gpu", quantity::parse_gpu(gpu).map(|g| resources.gpu = g));
+    }
+    resources
+}
+
+fn env(env: BTreeMap<String, Option<String>>, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, value) in env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            problems.push(Problem::param(format!(
+                "env: variable name {key:?} must be non-empty and contain neither '=' nor NUL"
+            )));
+        } else if let Some(value) = value {
+            if value.contains('\0') {
+                problems.push(Problem::param(format!("env.{key}: the value contains a NUL byte")));
+            } else {
+                out.insert(key, value);
+            }
+        }
+    }
+    out
+}
+
+fn metadata(metadata: BTreeMap<String, String>, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+    for (key, value) in &metadata {
+        let result = if labels::is_reserved(key) {
+            Err(format!(
+                "metadata key {key:?} uses the reserved prefix {:?}",
+                labels::RESERVED_PREFIX
+            ))
+        } else {
+            labels::check_key(key).and_then(|()| labels::check_value(key, value))
+        };
+        if let Err(message) = result {
+            problems.push(Problem::new(codes::INVALID_METADATA_LABEL, message));
+        }
+    }
+    metadata
+}
+
+fn platform(body: PlatformBody, problems: &mut Vec<Problem>) -> Option<PlatformSpec> {
+    let os = body.os.trim().to_ascii_lowercase();
+    let arch = body.arch.trim().to_ascii_lowercase();
+    let mut ok = true;
+    if !matches!(os.as_str(), "linux" | "windows") {
+        problems.push(Problem::param(format!(
+            "platform.os: unsupported value {:?}; supported: linux, windows",
+            body.os
+        )));
+        ok = false;
+    }
+    if !matches!(arch.as_str(), "amd64" | "arm64") {
+        problems.push(Problem::param(format!(
+            "platform.arch: unsupported value {:?}; supported: amd64, arm64",
+            body.arch
+        )));
+        ok = false;
+    }
+    ok.then_some(PlatformSpec { os, arch })
+}
+
+fn policy_action(field: &str, value: &str, problems: &mut Vec<Problem>) -> Option<PolicyAction> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "allow" => Some(PolicyAction::Allow),
+        "deny" => Some(PolicyAction::Deny),
+        _ => {
+            problems.push(Problem::param(format!(
+                "{field}: {value:?} is not an action; use \"allow\" or \"deny\""
+            )));
+            None
+        }
+    }
+}
+
+fn network_policy(body: NetworkPolicyBody, problems: &mut Vec<Problem>) -> Option<NetworkPolicy> {
+    let before = problems.len();
+    let default_action = body
+        .default_action
+        .as_deref()
+        .and_then(|a| policy_action("networkPolicy.defaultAction", a, problems));
+    let mut egress = Vec::new();
+    for (i, rule) in body.egress.unwrap_or_default().into_iter().enumerate() {
+        let action = policy_action(&format!("networkPolicy.egress[{i}].action"), &rule.action, problems);
+        let target = rule.target.trim();
+        if target.is_empty() || target.contains(char::is_whitespace) {
+            problems.push(Problem::param(format!(
+                "networkPolicy.egress[{i}].target: must be a domain, wildcard domain, IP or CIDR without spaces (got {:?})",
+                rule.target
+            )));
+        } else if let Some(action) = action {
+            egress.push(EgressRule { action, target: target.to_owned() });
+        }
+    }
+    (problems.len() == before).then_some(NetworkPolicy { default_action, egress })
+}
+
+/// Names already used, for duplicate detection.
+pub(crate) type SeenNames = HashSet<String>;
+
+/// Builds the backend of a volume that already passed its checks.
+pub(crate) fn pvc_backend(pvc: PvcBody) -> VolumeBackend {
+    VolumeBackend::Pvc {
+        claim_name: pvc.claim_name,
+        create_if_not_exists: pvc.create_if_not_exists.unwrap_or(true),
+        delete_on_sandbox_termination: pvc.delete_on_sandbox_termination,
+        storage_class: pvc.storage_class,
+        storage: pvc.storage,
+        access_modes: pvc.access_modes.unwrap_or_default(),
+    }
+}
+
+/// A volume from its parts.
+pub(crate) fn volume(body_name: String, mount_path: String, read_only: bool, sub_path: Option<String>, backend: VolumeBackend) -> VolumeSpec {
+    VolumeSpec { name: body_name, mount_path, read_only, sub_path: sub_path.filter(|s| !s.is_empty()), backend }
+}

@@ -1,0 +1,287 @@
+//! Durable sandbox state in one SQLite file, written by one thread.
+//!
+//! Every write is acknowledged only after its transaction committed with
+//! `synchronous = FULL` in WAL mode, so an acknowledged change survives a
+//! crash of the process or the machine. Writes that arrive while a commit is
+//! running are grouped into the next transaction (group commit), so a burst
+//! of creates costs one fsync, not one each. Reads happen once, at startup;
+//! afterwards the in-memory registry serves them.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{Connection, params};
+use sandgate_shared::ids::SandboxId;
+use sandgate_shared::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::sandbox::model::SandboxRecord;
+
+/// How many status changes are kept per sandbox.
+const HISTORY_LIMIT: i64 = 200;
+/// The most writes grouped into one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("state store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored record does not decode.
+    #[error("state store {path}: record {id} is corrupt: {source}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// The record's key.
+        id: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The data directory cannot be created.
+    #[error("cannot create the state directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A grouped transaction failed; every write in it is reported failed.
+    #[error("state store {path}: commit failed: {message}")]
+    Commit {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error, as text (one error is shared by the whole group).
+        message: String,
+    },
+    /// The writer thread is gone (the process is shutting down).
+    #[error("state store writer has stopped")]
+    Closed,
+}
+
+/// One entry of a sandbox's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The new state.
+    pub state: String,
+    /// Reason code.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+enum Command {
+    Put { id: String, json: String, event: Option<StatusEvent>, ack: oneshot::Sender<Result<(), StoreError>> },
+    Remove { id: String, ack: oneshot::Sender<Result<(), StoreError>> },
+    History { id: String, reply: oneshot::Sender<Result<Vec<StatusEvent>, StoreError>> },
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and returns the
+    /// handle plus every stored record.
+    pub fn open(path: &Path) -> Result<(Self, Vec<SandboxRecord>), StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::Directory { path: dir.to_owned(), source })?;
+        }
+        let conn = open_connection(path)?;
+        let records = load_all(&conn, path)?;
+        let (commands, receiver) = mpsc::channel();
+        let owned_path = path.to_owned();
+        thread::Builder::new()
+            .name("sandgate-store".to_owned())
+            .spawn(move || writer_loop(conn, owned_path, receiver))
+            .map_err(|source| StoreError::Directory { path: path.to_owned(), source })?;
+        Ok((Self { commands }, records))
+    }
+
+    /// Durably writes `record` (and appends `event` to its history).
+    pub async fn put(&self, record: &SandboxRecord, event: Option<StatusEvent>) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt {
+            path: PathBuf::new(),
+            id: record.id.to_string(),
+            source,
+        })?;
+        let (ack, done) = oneshot::channel();
+        self.send(Command::Put { id: record.id.to_string(), json, event, ack })?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Durably removes a sandbox and its history.
+    pub async fn remove(&self, id: &SandboxId) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.send(Command::Remove { id: id.to_string(), ack })?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The sandbox's status history, oldest first.
+    pub async fn history(&self, id: &SandboxId) -> Result<Vec<StatusEvent>, StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::History { id: id.to_string(), reply })?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        self.commands.send(command).map_err(|_| StoreError::Closed)
+    }
+}
+
+fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite { path: path.to_owned(), source }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(sqlite(path))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         CREATE TABLE IF NOT EXISTS sandboxes (
+             id TEXT PRIMARY KEY,
+             record TEXT NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS sandbox_events (
+             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+             sandbox_id TEXT NOT NULL,
+             event TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS sandbox_events_by_id ON sandbox_events (sandbox_id, seq);",
+    )
+    .map_err(sqlite(path))?;
+    restrict_permissions(path);
+    Ok(conn)
+}
+
+/// The store holds sandbox env values: keep it private to the owner.
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(store.path = %path.display(), %error, "cannot restrict the state store's permissions to 0600");
+    }
+}
+
+fn load_all(conn: &Connection, path: &Path) -> Result<Vec<SandboxRecord>, StoreError> {
+    let mut statement = conn.prepare("SELECT id, record FROM sandboxes").map_err(sqlite(path))?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .map_err(sqlite(path))?;
+    let mut records = Vec::new();
+    for row in rows {
+        let (id, json) = row.map_err(sqlite(path))?;
+        let record = serde_json::from_str(&json)
+            .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id, source })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+fn writer_loop(mut conn: Connection, path: PathBuf, commands: mpsc::Receiver<Command>) {
+    while let Ok(first) = commands.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &path, batch);
+    }
+}
+
+fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>) {
+    let (writes, reads): (Vec<_>, Vec<_>) =
+        batch.into_iter().partition(|c| !matches!(c, Command::History { .. }));
+    let result = apply_writes(conn, &writes).map_err(|e| e.to_string());
+    for command in writes {
+        let outcome = result
+            .clone()
+            .map_err(|message| StoreError::Commit { path: path.to_owned(), message });
+        match command {
+            Command::Put { ack, .. } | Command::Remove { ack, .. } => {
+                let _ = ack.send(outcome);
+            }
+            Command::History { .. } => {}
+        }
+    }
+    for command in reads {
+        if let Command::History { id, reply } = command {
+            let _ = reply.send(read_history(conn, path, &id));
+        }
+    }
+}
+
+fn apply_writes(conn: &mut Connection, writes: &[Command]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for command in writes {
+        match command {
+            Command::Put { id, json, event, .. } => {
+                tx.execute(
+                    "INSERT INTO sandboxes (id, record) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                    params![id, json],
+                )?;
+                if let Some(event) = event {
+                    append_event(&tx, id, event)?;
+                }
+            }
+            Command::Remove { id, .. } => {
+                tx.execute("DELETE FROM sandboxes WHERE id = ?1", params![id])?;
+                tx.execute("DELETE FROM sandbox_events WHERE sandbox_id = ?1", params![id])?;
+            }
+            Command::History { .. } => {}
+        }
+    }
+    tx.commit()
+}
+
+fn append_event(tx: &rusqlite::Transaction<'_>, id: &str, event: &StatusEvent) -> rusqlite::Result<()> {
+    let json = serde_json::to_string(event).unwrap_or_default();
+    tx.execute("INSERT INTO sandbox_events (sandbox_id, event) VALUES (?1, ?2)", params![id, json])?;
+    tx.execute(
+        "DELETE FROM sandbox_events WHERE sandbox_id = ?1 AND seq <=
+           (SELECT seq FROM sandbox_events WHERE sandbox_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        params![id, HISTORY_LIMIT],
+    )?;
+    Ok(())
+}
+
+fn read_history(conn: &Connection, path: &Path, id: &str) -> Result<Vec<StatusEvent>, StoreError> {
+    let mut statement = conn
+        .prepare_cached("SELECT event FROM sandbox_events WHERE sandbox_id = ?1 ORDER BY seq")
+        .map_err(sqlite(path))?;
+    let rows = statement
+        .query_map(params![id], |row| row.get::<_, String>(0))
+        .map_err(sqlite(path))?;
+    let mut events = Vec::new();
+    for row in rows {
+        let json = row.map_err(sqlite(path))?;
+        let event = serde_json::from_str(&json)
+            .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id: id.to_owned(), source })?;
+        events.push(event);
+    }
+    Ok(events)
+}
