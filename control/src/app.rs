@@ -68,7 +68,10 @@ pub struct App {
 impl App {
     /// Opens the store, reconciles it with `runtime`, re-arms timers and
     /// starts the background tasks.
-    pub async fn start(options: AppOptions, runtime: Arc<dyn Runtime>) -> Result<Self, StartupError> {
+    pub async fn start(
+        options: AppOptions,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Self, StartupError> {
         let (store, records) = Store::open(&options.store_path)?;
         let shutdown = CancellationToken::new();
         let (scheduler, due) = Scheduler::start(options.clock, shutdown.child_token());
@@ -87,13 +90,27 @@ impl App {
         spawn_due_loop(service.clone(), due, shutdown.child_token());
         spawn_event_loop(service.clone(), events, shutdown.child_token());
         let auth = Arc::new(ApiKeyAuth::new(options.api_key.as_deref()));
-        let router = http::router(AppState { service: service.clone(), auth, metrics });
-        Ok(Self { service, router, reconciled, shutdown, grace: options.shutdown_grace })
+        let router = http::router(AppState {
+            service: service.clone(),
+            auth,
+            metrics,
+        });
+        Ok(Self {
+            service,
+            router,
+            reconciled,
+            shutdown,
+            grace: options.shutdown_grace,
+        })
     }
 
     /// Serves until `signal` resolves, then lets in-flight requests finish
     /// (up to the grace period) and stops the background tasks.
-    pub async fn serve(self, listener: TcpListener, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
         let stop = CancellationToken::new();
         let stop_server = stop.clone();
         let server = axum::serve(listener, self.router)
@@ -119,7 +136,11 @@ impl App {
     }
 }
 
-fn spawn_due_loop(service: SandboxService, mut due: mpsc::UnboundedReceiver<Due>, stop: CancellationToken) {
+fn spawn_due_loop(
+    service: SandboxService,
+    mut due: mpsc::UnboundedReceiver<Due>,
+    stop: CancellationToken,
+) {
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {
@@ -133,7 +154,11 @@ fn spawn_due_loop(service: SandboxService, mut due: mpsc::UnboundedReceiver<Due>
     });
 }
 
-fn spawn_event_loop(service: SandboxService, mut events: mpsc::UnboundedReceiver<RuntimeEvent>, stop: CancellationToken) {
+fn spawn_event_loop(
+    service: SandboxService,
+    mut events: mpsc::UnboundedReceiver<RuntimeEvent>,
+    stop: CancellationToken,
+) {
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {

@@ -27,7 +27,10 @@ pub enum Clock {
 impl Clock {
     /// A clock anchored at `wall` now, following tokio's (possibly paused) clock.
     pub fn anchored(wall: DateTime<Utc>) -> Self {
-        Self::Anchored { wall, at: Instant::now() }
+        Self::Anchored {
+            wall,
+            at: Instant::now(),
+        }
     }
 
     /// The current time.
@@ -43,13 +46,18 @@ impl Clock {
 
     /// How long until `deadline`; zero when it has passed.
     pub fn until(&self, deadline: Timestamp) -> Duration {
-        (deadline.as_utc() - self.now().as_utc()).to_std().unwrap_or(Duration::ZERO)
+        (deadline.as_utc() - self.now().as_utc())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// `now + seconds`.
     pub fn after(&self, duration: Duration) -> Timestamp {
         let delta = chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
         let now = self.now().as_utc();
-        Timestamp::from_utc(now.checked_add_signed(delta).unwrap_or(DateTime::<Utc>::MAX_UTC))
+        Timestamp::from_utc(
+            now.checked_add_signed(delta)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 }

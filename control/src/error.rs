@@ -111,11 +111,17 @@ impl EngineCodes {
     }
     /// Engine failure while resolving an endpoint.
     pub fn endpoint_unavailable(self) -> &'static str {
-        self.pick("DOCKER::NETWORK_MODE_ENDPOINT_UNAVAILABLE", "KUBERNETES::POD_IP_NOT_AVAILABLE")
+        self.pick(
+            "DOCKER::NETWORK_MODE_ENDPOINT_UNAVAILABLE",
+            "KUBERNETES::POD_IP_NOT_AVAILABLE",
+        )
     }
     /// The engine does not answer.
     pub fn unavailable(self) -> &'static str {
-        self.pick("DOCKER::INITIALIZATION_ERROR", "KUBERNETES::INITIALIZATION_ERROR")
+        self.pick(
+            "DOCKER::INITIALIZATION_ERROR",
+            "KUBERNETES::INITIALIZATION_ERROR",
+        )
     }
     /// Other engine failures.
     pub fn query_failed(self) -> &'static str {
@@ -137,7 +143,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with explicit parts.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 with `SANDBOX::INVALID_PARAMETER`.
@@ -146,7 +156,12 @@ impl ApiError {
     }
 
     /// A 5xx whose cause is logged here and hidden from the client.
-    pub fn internal(status: StatusCode, code: &'static str, public: &str, cause: &dyn std::error::Error) -> Self {
+    pub fn internal(
+        status: StatusCode,
+        code: &'static str,
+        public: &str,
+        cause: &dyn std::error::Error,
+    ) -> Self {
         tracing::error!(error.code = code, error = %error_chain(cause), "{public}");
         Self::new(status, code, public)
     }
@@ -166,7 +181,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { code: self.code.to_owned(), message: self.message };
+        let body = ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+        };
         (self.status, Json(body)).into_response()
     }
 }

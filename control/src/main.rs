@@ -64,7 +64,8 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let config = config::load(cli.config.as_deref(), &ProcessEnv).context("loading the configuration")?;
+    let config =
+        config::load(cli.config.as_deref(), &ProcessEnv).context("loading the configuration")?;
     init_tracing(&config, cli.log_format);
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
@@ -78,21 +79,33 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     warn_if_open(&config);
-    let runtime: std::sync::Arc<dyn runtime::Runtime> = bootstrap::runtime(&config).await.context("setting up the runtime")?;
-    let app = App::start(bootstrap::app_options(&config), runtime).await.context("starting the control plane")?;
+    let runtime: std::sync::Arc<dyn runtime::Runtime> = bootstrap::runtime(&config)
+        .await
+        .context("setting up the runtime")?;
+    let app = App::start(bootstrap::app_options(&config), runtime)
+        .await
+        .context("starting the control plane")?;
     let addr: SocketAddr = format!("{}:{}", bracket_v6(&config.server.host), config.server.port)
         .parse()
         .with_context(|| format!("server.host {:?} is not an IP address", config.server.host))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen.addr = %local, runtime.kind = config.runtime.kind.as_str(), sandboxes = app.service.registry().len(), "sandgate-control listening");
-    app.serve(listener, shutdown_signal()).await.context("serving")?;
+    app.serve(listener, shutdown_signal())
+        .await
+        .context("serving")?;
     tracing::info!("sandgate-control stopped");
     Ok(())
 }
 
 fn bracket_v6(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() }
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }
 
 fn warn_if_open(config: &Config) {
@@ -112,7 +125,9 @@ fn init_tracing(config: &Config, format: LogFormat) {
         other => other.to_owned(),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.compact().init(),

@@ -82,27 +82,72 @@ impl Metrics {
 
     fn register(&self) {
         let mut registry = self.registry.lock();
-        registry.register("sandgate_http_requests", "HTTP requests by route, method and status", self.requests.clone());
-        registry.register("sandgate_http_request_duration_seconds", "HTTP request latency by route", self.latency.clone());
-        registry.register("sandgate_sandboxes", "Sandboxes by state", self.sandboxes.clone());
-        registry.register("sandgate_sandbox_transitions", "State transitions by from and to state", self.transitions.clone());
-        registry.register("sandgate_expiry_lag_seconds", "Time from a TTL deadline to the start of its deletion", self.expiry_lag.clone());
-        registry.register("sandgate_provision_duration_seconds", "Time from accepting a sandbox to it running", self.provision_seconds.clone());
-        registry.register("sandgate_sandboxes_deleted", "Sandboxes removed, by the state they were in", self.deleted.clone());
-        registry.register("sandgate_expiry_timers", "Armed expiry and cleanup deadlines", self.timers.clone());
+        registry.register(
+            "sandgate_http_requests",
+            "HTTP requests by route, method and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "sandgate_http_request_duration_seconds",
+            "HTTP request latency by route",
+            self.latency.clone(),
+        );
+        registry.register(
+            "sandgate_sandboxes",
+            "Sandboxes by state",
+            self.sandboxes.clone(),
+        );
+        registry.register(
+            "sandgate_sandbox_transitions",
+            "State transitions by from and to state",
+            self.transitions.clone(),
+        );
+        registry.register(
+            "sandgate_expiry_lag_seconds",
+            "Time from a TTL deadline to the start of its deletion",
+            self.expiry_lag.clone(),
+        );
+        registry.register(
+            "sandgate_provision_duration_seconds",
+            "Time from accepting a sandbox to it running",
+            self.provision_seconds.clone(),
+        );
+        registry.register(
+            "sandgate_sandboxes_deleted",
+            "Sandboxes removed, by the state they were in",
+            self.deleted.clone(),
+        );
+        registry.register(
+            "sandgate_expiry_timers",
+            "Armed expiry and cleanup deadlines",
+            self.timers.clone(),
+        );
     }
 
     /// Records one HTTP request.
     pub fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let labels = RequestLabels { route: route.to_owned(), method: method.to_owned(), status };
+        let labels = RequestLabels {
+            route: route.to_owned(),
+            method: method.to_owned(),
+            status,
+        };
         self.requests.get_or_create(&labels).inc();
-        let route = RouteLabels { route: labels.route };
-        self.latency.get_or_create(&route).observe(elapsed.as_secs_f64());
+        let route = RouteLabels {
+            route: labels.route,
+        };
+        self.latency
+            .get_or_create(&route)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records a state transition.
     pub fn transition(&self, from: SandboxState, to: SandboxState) {
-        self.transitions.get_or_create(&TransitionLabels { from: from.as_str(), to: to.as_str() }).inc();
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                from: from.as_str(),
+                to: to.as_str(),
+            })
+            .inc();
     }
 
     /// Records how late an expiry started.
@@ -117,19 +162,33 @@ impl Metrics {
 
     /// Records a deletion.
     pub fn deleted(&self, from: SandboxState) {
-        self.deleted.get_or_create(&StateLabels { state: from.as_str() }).inc();
+        self.deleted
+            .get_or_create(&StateLabels {
+                state: from.as_str(),
+            })
+            .inc();
     }
 
     /// Renders the text exposition format, with `counts` as the current
     /// number of sandboxes per state and `timers` the armed deadlines.
-    pub fn render(&self, counts: &std::collections::HashMap<SandboxState, usize>, timers: usize) -> String {
+    pub fn render(
+        &self,
+        counts: &std::collections::HashMap<SandboxState, usize>,
+        timers: usize,
+    ) -> String {
         self.timers.set(timers as i64);
         for state in SandboxState::ALL {
             let value = counts.get(&state).copied().unwrap_or(0);
-            self.sandboxes.get_or_create(&StateLabels { state: state.as_str() }).set(value as i64);
+            self.sandboxes
+                .get_or_create(&StateLabels {
+                    state: state.as_str(),
+                })
+                .set(value as i64);
         }
         let mut text = String::new();
-        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry.lock()) {
+        if let Err(error) =
+            prometheus_client::encoding::text::encode(&mut text, &self.registry.lock())
+        {
             tracing::warn!(%error, "cannot encode metrics");
         }
         text

@@ -83,9 +83,20 @@ pub struct StatusEvent {
 }
 
 enum Command {
-    Put { id: String, json: String, event: Option<StatusEvent>, ack: oneshot::Sender<Result<(), StoreError>> },
-    Remove { id: String, ack: oneshot::Sender<Result<(), StoreError>> },
-    History { id: String, reply: oneshot::Sender<Result<Vec<StatusEvent>, StoreError>> },
+    Put {
+        id: String,
+        json: String,
+        event: Option<StatusEvent>,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Remove {
+        id: String,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    History {
+        id: String,
+        reply: oneshot::Sender<Result<Vec<StatusEvent>, StoreError>>,
+    },
 }
 
 /// Handle to the store; cheap to clone.
@@ -105,8 +116,10 @@ impl Store {
     /// handle plus every stored record.
     pub fn open(path: &Path) -> Result<(Self, Vec<SandboxRecord>), StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::Directory { path: dir.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
         let conn = open_connection(path)?;
         let records = load_all(&conn, path)?;
@@ -115,43 +128,74 @@ impl Store {
         thread::Builder::new()
             .name("sandgate-store".to_owned())
             .spawn(move || writer_loop(conn, owned_path, receiver))
-            .map_err(|source| StoreError::Directory { path: path.to_owned(), source })?;
+            .map_err(|source| StoreError::Directory {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok((Self { commands }, records))
     }
 
     /// Durably writes `record` (and appends `event` to its history).
-    pub async fn put(&self, record: &SandboxRecord, event: Option<StatusEvent>) -> Result<(), StoreError> {
+    pub async fn put(
+        &self,
+        record: &SandboxRecord,
+        event: Option<StatusEvent>,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt {
             path: PathBuf::new(),
             id: record.id.to_string(),
             source,
         })?;
-        let (ack, done) = oneshot::channel();
-        self.send(Command::Put { id: record.id.to_string(), json, event, ack })?;
-        done.await.map_err(|_| StoreError::Closed)?
+        let id = record.id.to_string();
+        self.request(move |ack| Command::Put {
+            id,
+            json,
+            event,
+            ack,
+        })
+        .await
     }
 
     /// Durably removes a sandbox and its history.
     pub async fn remove(&self, id: &SandboxId) -> Result<(), StoreError> {
-        let (ack, done) = oneshot::channel();
-        self.send(Command::Remove { id: id.to_string(), ack })?;
-        done.await.map_err(|_| StoreError::Closed)?
+        let id = id.to_string();
+        self.request(move |ack| Command::Remove { id, ack }).await
     }
 
     /// The sandbox's status history, oldest first.
     pub async fn history(&self, id: &SandboxId) -> Result<Vec<StatusEvent>, StoreError> {
-        let (reply, done) = oneshot::channel();
-        self.send(Command::History { id: id.to_string(), reply })?;
-        done.await.map_err(|_| StoreError::Closed)?
+        let id = id.to_string();
+        self.request(move |reply| Command::History { id, reply })
+            .await
     }
 
-    fn send(&self, command: Command) -> Result<(), StoreError> {
-        self.commands.send(command).map_err(|_| StoreError::Closed)
+    /// Sends a command and waits for the writer's answer.
+    ///
+    /// The wait runs on tokio's blocking pool rather than as an async await:
+    /// it costs no async worker, and tokio does not auto-advance a paused
+    /// test clock while blocking work is in flight, so time-based tests see
+    /// the commit happen "instantly", as it does relative to the timers.
+    async fn request<T: Send + 'static>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let commands = self.commands.clone();
+        let command = command(reply);
+        tokio::task::spawn_blocking(move || {
+            commands.send(command).map_err(|_| StoreError::Closed)?;
+            answer.blocking_recv().map_err(|_| StoreError::Closed)?
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 }
 
 fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError::Sqlite { path: path.to_owned(), source }
+    move |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -185,15 +229,22 @@ fn restrict_permissions(path: &Path) {
 }
 
 fn load_all(conn: &Connection, path: &Path) -> Result<Vec<SandboxRecord>, StoreError> {
-    let mut statement = conn.prepare("SELECT id, record FROM sandboxes").map_err(sqlite(path))?;
+    let mut statement = conn
+        .prepare("SELECT id, record FROM sandboxes")
+        .map_err(sqlite(path))?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .map_err(sqlite(path))?;
     let mut records = Vec::new();
     for row in rows {
         let (id, json) = row.map_err(sqlite(path))?;
-        let record = serde_json::from_str(&json)
-            .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id, source })?;
+        let record = serde_json::from_str(&json).map_err(|source| StoreError::Corrupt {
+            path: path.to_owned(),
+            id,
+            source,
+        })?;
         records.push(record);
     }
     Ok(records)
@@ -213,13 +264,15 @@ fn writer_loop(mut conn: Connection, path: PathBuf, commands: mpsc::Receiver<Com
 }
 
 fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>) {
-    let (writes, reads): (Vec<_>, Vec<_>) =
-        batch.into_iter().partition(|c| !matches!(c, Command::History { .. }));
+    let (writes, reads): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|c| !matches!(c, Command::History { .. }));
     let result = apply_writes(conn, &writes).map_err(|e| e.to_string());
     for command in writes {
-        let outcome = result
-            .clone()
-            .map_err(|message| StoreError::Commit { path: path.to_owned(), message });
+        let outcome = result.clone().map_err(|message| StoreError::Commit {
+            path: path.to_owned(),
+            message,
+        });
         match command {
             Command::Put { ack, .. } | Command::Remove { ack, .. } => {
                 let _ = ack.send(outcome);
@@ -238,7 +291,9 @@ fn apply_writes(conn: &mut Connection, writes: &[Command]) -> rusqlite::Result<(
     let tx = conn.transaction()?;
     for command in writes {
         match command {
-            Command::Put { id, json, event, .. } => {
+            Command::Put {
+                id, json, event, ..
+            } => {
                 tx.execute(
                     "INSERT INTO sandboxes (id, record) VALUES (?1, ?2)
                      ON CONFLICT (id) DO UPDATE SET record = excluded.record",
@@ -250,7 +305,10 @@ fn apply_writes(conn: &mut Connection, writes: &[Command]) -> rusqlite::Result<(
             }
             Command::Remove { id, .. } => {
                 tx.execute("DELETE FROM sandboxes WHERE id = ?1", params![id])?;
-                tx.execute("DELETE FROM sandbox_events WHERE sandbox_id = ?1", params![id])?;
+                tx.execute(
+                    "DELETE FROM sandbox_events WHERE sandbox_id = ?1",
+                    params![id],
+                )?;
             }
             Command::History { .. } => {}
         }
@@ -258,9 +316,16 @@ fn apply_writes(conn: &mut Connection, writes: &[Command]) -> rusqlite::Result<(
     tx.commit()
 }
 
-fn append_event(tx: &rusqlite::Transaction<'_>, id: &str, event: &StatusEvent) -> rusqlite::Result<()> {
+fn append_event(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    event: &StatusEvent,
+) -> rusqlite::Result<()> {
     let json = serde_json::to_string(event).unwrap_or_default();
-    tx.execute("INSERT INTO sandbox_events (sandbox_id, event) VALUES (?1, ?2)", params![id, json])?;
+    tx.execute(
+        "INSERT INTO sandbox_events (sandbox_id, event) VALUES (?1, ?2)",
+        params![id, json],
+    )?;
     tx.execute(
         "DELETE FROM sandbox_events WHERE sandbox_id = ?1 AND seq <=
            (SELECT seq FROM sandbox_events WHERE sandbox_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
@@ -279,8 +344,11 @@ fn read_history(conn: &Connection, path: &Path, id: &str) -> Result<Vec<StatusEv
     let mut events = Vec::new();
     for row in rows {
         let json = row.map_err(sqlite(path))?;
-        let event = serde_json::from_str(&json)
-            .map_err(|source| StoreError::Corrupt { path: path.to_owned(), id: id.to_owned(), source })?;
+        let event = serde_json::from_str(&json).map_err(|source| StoreError::Corrupt {
+            path: path.to_owned(),
+            id: id.to_owned(),
+            source,
+        })?;
         events.push(event);
     }
     Ok(events)

@@ -46,15 +46,23 @@ pub struct Scheduler {
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scheduler").field("pending", &self.len()).finish()
+        f.debug_struct("Scheduler")
+            .field("pending", &self.len())
+            .finish()
     }
 }
 
 impl Scheduler {
     /// Starts the scheduler task; due deadlines arrive on the returned channel.
     /// The task stops when `shutdown` is cancelled.
-    pub fn start(clock: Clock, shutdown: CancellationToken) -> (Self, mpsc::UnboundedReceiver<Due>) {
-        let shared = Arc::new(Shared { deadlines: Mutex::default(), changed: Notify::new() });
+    pub fn start(
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) -> (Self, mpsc::UnboundedReceiver<Due>) {
+        let shared = Arc::new(Shared {
+            deadlines: Mutex::default(),
+            changed: Notify::new(),
+        });
         let (due_tx, due_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(shared.clone(), clock, due_tx, shutdown));
         (Self { shared }, due_rx)
@@ -91,7 +99,12 @@ impl Scheduler {
     }
 }
 
-async fn run(shared: Arc<Shared>, clock: Clock, due: mpsc::UnboundedSender<Due>, shutdown: CancellationToken) {
+async fn run(
+    shared: Arc<Shared>,
+    clock: Clock,
+    due: mpsc::UnboundedSender<Due>,
+    shutdown: CancellationToken,
+) {
     loop {
         let next = pop_due(&shared, &clock, &due);
         let wait = next.map(|at| clock.until(at));
@@ -179,7 +192,10 @@ mod tests {
         let (scheduler, mut rx, clock) = start();
         let past = Timestamp::from_utc(clock.now().as_utc() - chrono::Duration::seconds(5));
         scheduler.set(&id("a"), Some(past));
-        let due = tokio::time::timeout(Duration::from_millis(1), rx.recv()).await.unwrap().unwrap();
+        let due = tokio::time::timeout(Duration::from_millis(1), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(due.deadline, past);
     }
 }

@@ -220,8 +220,14 @@ mod tests {
 
     #[test]
     fn state_parsing_ignores_case() {
-        assert_eq!(SandboxState::parse_ignore_case("RUNNING"), Some(SandboxState::Running));
-        assert_eq!(SandboxState::parse_ignore_case("paused"), Some(SandboxState::Paused));
+        assert_eq!(
+            SandboxState::parse_ignore_case("RUNNING"),
+            Some(SandboxState::Running)
+        );
+        assert_eq!(
+            SandboxState::parse_ignore_case("paused"),
+            Some(SandboxState::Paused)
+        );
         assert_eq!(SandboxState::parse_ignore_case("Sleeping"), None);
     }
 

@@ -89,9 +89,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 "{shown} is not a date-time; expected RFC 3339 such as 2030-01-31T12:00:00Z"
             ))
         };
-        match Raw::deserialize(deserializer)
-            .map_err(|_| invalid("the value".to_owned()))?
-        {
+        match Raw::deserialize(deserializer).map_err(|_| invalid("the value".to_owned()))? {
             Raw::Text(text) => Self::parse(&text).ok_or_else(|| invalid(format!("{text:?}"))),
             Raw::Seconds(seconds) => {
                 Self::from_unix_seconds(seconds).ok_or_else(|| invalid(seconds.to_string()))

@@ -5,7 +5,9 @@
 //! key has an effect is [`warnings`](super::warnings)' concern, not this one's.
 
 use super::model::RuntimeType;
-use super::raw::{RawConfig, RawKubernetes, RawLog, RawRenewIntent, RawSecureRuntime, RawServer};
+use super::raw::{
+    RawAgentSandbox, RawConfig, RawKubernetes, RawLog, RawRenewIntent, RawSecureRuntime, RawServer,
+};
 use super::validate::Problems;
 
 /// Checks every OpenSandbox-only table; `runtime` is `None` when `runtime.type` was invalid.
@@ -37,100 +39,154 @@ fn file_logging(raw: &RawLog, p: &mut Problems) {
 
 /// `[kubernetes]` and `[agent_sandbox]`: only with the Kubernetes runtime.
 fn kubernetes_tables(raw: &RawConfig, kind: RuntimeType, p: &mut Problems) {
-    if kind != RuntimeType::Kubernetes {
-        let why = format!("table not allowed when runtime.type = \"{}\"", kind.as_str());
-        if raw.kubernetes.is_some() {
-            p.push("kubernetes", why.clone());
+    if kind == RuntimeType::Kubernetes {
+        if let Some(k8s) = &raw.kubernetes {
+            kubernetes_values(k8s, p);
         }
-        if raw.agent_sandbox.is_some() {
-            p.push("agent_sandbox", why);
+        if let Some(agent) = &raw.agent_sandbox {
+            let provider = raw
+                .kubernetes
+                .as_ref()
+                .and_then(|k| k.workload_provider.as_deref());
+            agent_sandbox(agent, provider, p);
         }
         return;
     }
-    if let Some(k8s) = &raw.kubernetes {
-        kubernetes_values(k8s, p);
+    let why = format!(
+        "table not allowed when runtime.type = \"{}\"",
+        kind.as_str()
+    );
+    if raw.kubernetes.is_some() {
+        p.push("kubernetes", why.clone());
     }
-    let provider = raw.kubernetes.as_ref().and_then(|k| k.workload_provider.as_deref());
-    let Some(agent) = &raw.agent_sandbox else {
-        return;
-    };
-    if !provider.is_some_and(|name| name.trim().eq_ignore_ascii_case("agent-sandbox")) {
-        p.push("agent_sandbox", "only allowed when kubernetes.workload_provider = \"agent-sandbox\"");
+    if raw.agent_sandbox.is_some() {
+        p.push("agent_sandbox", why);
     }
-    let policies = [("Delete", ()), ("Retain", ())];
-    p.choice("agent_sandbox.shutdown_policy", agent.shutdown_policy.as_deref(), &policies, ());
 }
 
 fn kubernetes_values(raw: &RawKubernetes, p: &mut Problems) {
     let policies = [("Always", ()), ("IfNotPresent", ()), ("Never", ())];
-    p.choice("kubernetes.image_pull_policy", raw.image_pull_policy.as_deref(), &policies, ());
-    p.non_blank("kubernetes.workload_provider", raw.workload_provider.clone());
-    p.at_least("kubernetes.sandbox_create_timeout_seconds", raw.sandbox_create_timeout_seconds, 1);
-    p.at_least("kubernetes.snapshot_create_timeout_seconds", raw.snapshot_create_timeout_seconds, 1);
-    p.at_least("kubernetes.informer_resync_seconds", raw.informer_resync_seconds, 0);
-    p.at_least("kubernetes.informer_watch_timeout_seconds", raw.informer_watch_timeout_seconds, 0);
-    p.at_least("kubernetes.read_burst", raw.read_burst, 0);
-    p.at_least("kubernetes.write_burst", raw.write_burst, 0);
+    let pull_policy = raw.image_pull_policy.as_deref();
+    p.choice("kubernetes.image_pull_policy", pull_policy, &policies, ());
+    p.non_blank(
+        "kubernetes.workload_provider",
+        raw.workload_provider.clone(),
+    );
+    let integers = [
+        (
+            "sandbox_create_timeout_seconds",
+            raw.sandbox_create_timeout_seconds,
+            1,
+        ),
+        (
+            "snapshot_create_timeout_seconds",
+            raw.snapshot_create_timeout_seconds,
+            1,
+        ),
+        ("informer_resync_seconds", raw.informer_resync_seconds, 0),
+        (
+            "informer_watch_timeout_seconds",
+            raw.informer_watch_timeout_seconds,
+            0,
+        ),
+        ("read_burst", raw.read_burst, 0),
+        ("write_burst", raw.write_burst, 0),
+    ];
+    for (key, value, min) in integers {
+        p.at_least(&format!("kubernetes.{key}"), value, min);
+    }
+    let poll = raw.sandbox_create_poll_interval_seconds;
     let floats = [
-        ("kubernetes.sandbox_create_poll_interval_seconds", raw.sandbox_create_poll_interval_seconds, true),
-        ("kubernetes.read_qps", raw.read_qps, false),
-        ("kubernetes.write_qps", raw.write_qps, false),
+        ("sandbox_create_poll_interval_seconds", poll, true),
+        ("read_qps", raw.read_qps, false),
+        ("write_qps", raw.write_qps, false),
     ];
     for (key, value, exclusive) in floats {
-        let Some(v) = value else {
-            continue;
-        };
-        if exclusive && (v.is_nan() || v <= 0.0) {
-            p.push(key, format!("{v} must be greater than 0"));
-        } else if v.is_nan() || v < 0.0 {
-            p.push(key, format!("{v} must be at least 0"));
+        let key = format!("kubernetes.{key}");
+        match value {
+            Some(v) if exclusive && (v.is_nan() || v <= 0.0) => {
+                p.push(key, format!("{v} must be greater than 0"));
+            }
+            Some(v) if v.is_nan() || v < 0.0 => p.push(key, format!("{v} must be at least 0")),
+            _ => {}
         }
     }
+}
+
+/// `[agent_sandbox]` under the Kubernetes runtime: needs the matching provider.
+fn agent_sandbox(raw: &RawAgentSandbox, provider: Option<&str>, p: &mut Problems) {
+    if !provider.is_some_and(|name| name.trim().eq_ignore_ascii_case("agent-sandbox")) {
+        let why = "only allowed when kubernetes.workload_provider = \"agent-sandbox\"";
+        p.push("agent_sandbox", why);
+    }
+    let policies = [("Delete", ()), ("Retain", ())];
+    let policy = raw.shutdown_policy.as_deref();
+    p.choice("agent_sandbox.shutdown_policy", policy, &policies, ());
 }
 
 /// OpenSandbox's rules for `[secure_runtime]`.
 fn secure_runtime(raw: &RawSecureRuntime, kind: RuntimeType, p: &mut Problems) {
-    let docker = raw.docker_runtime.as_deref().is_some_and(|s| !s.trim().is_empty());
-    let k8s = raw.k8s_runtime_class.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let named = |value: &Option<String>| value.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let (docker, k8s) = (named(&raw.docker_runtime), named(&raw.k8s_runtime_class));
+    let absent = "must be absent when secure_runtime.type is empty";
     match raw.kind.as_deref().unwrap_or("") {
         "" => {
-            let why = "must be absent when secure_runtime.type is empty";
-            if docker {
-                p.push("secure_runtime.docker_runtime", why);
-            }
-            if k8s {
-                p.push("secure_runtime.k8s_runtime_class", why);
+            let keys = [("docker_runtime", docker), ("k8s_runtime_class", k8s)];
+            for (key, _) in keys.into_iter().filter(|(_, set)| *set) {
+                p.push(format!("secure_runtime.{key}"), absent);
             }
         }
-        "gvisor" | "kata" if !docker && !k8s => p.push(
-            "secure_runtime.type",
-            "gvisor and kata need secure_runtime.docker_runtime or secure_runtime.k8s_runtime_class",
-        ),
+        "gvisor" | "kata" if !docker && !k8s => {
+            let why = "gvisor and kata need secure_runtime.docker_runtime or secure_runtime.k8s_runtime_class";
+            p.push("secure_runtime.type", why);
+        }
+        "firecracker" => firecracker(k8s, kind, p),
         "gvisor" | "kata" => {}
-        "firecracker" => {
-            if !k8s {
-                p.push("secure_runtime.k8s_runtime_class", "required when secure_runtime.type = \"firecracker\"");
-            }
-            if kind == RuntimeType::Docker {
-                p.push("secure_runtime.type", "firecracker is not available with runtime.type = \"docker\"");
-            }
+        other => {
+            let expected = "expected one of \"\", \"gvisor\", \"kata\", \"firecracker\"";
+            p.push(
+                "secure_runtime.type",
+                format!("{other:?} is not supported; {expected}"),
+            );
         }
-        other => p.push(
-            "secure_runtime.type",
-            format!("{other:?} is not supported; expected one of \"\", \"gvisor\", \"kata\", \"firecracker\""),
-        ),
+    }
+}
+
+/// Firecracker needs a RuntimeClass and is not available with Docker.
+fn firecracker(has_k8s_class: bool, kind: RuntimeType, p: &mut Problems) {
+    if !has_k8s_class {
+        let why = "required when secure_runtime.type = \"firecracker\"";
+        p.push("secure_runtime.k8s_runtime_class", why);
+    }
+    if kind == RuntimeType::Docker {
+        let why = "firecracker is not available with runtime.type = \"docker\"";
+        p.push("secure_runtime.type", why);
     }
 }
 
 fn renew_intent(raw: &RawRenewIntent, p: &mut Problems) {
-    p.at_least("renew_intent.min_interval_seconds", raw.min_interval_seconds, 1);
+    p.at_least(
+        "renew_intent.min_interval_seconds",
+        raw.min_interval_seconds,
+        1,
+    );
     let Some(redis) = &raw.redis else {
         return;
     };
-    p.at_least("renew_intent.redis.consumer_concurrency", redis.consumer_concurrency, 1);
+    p.at_least(
+        "renew_intent.redis.consumer_concurrency",
+        redis.consumer_concurrency,
+        1,
+    );
     p.non_blank("renew_intent.redis.queue_key", redis.queue_key.clone());
-    let has_dsn = redis.dsn.as_deref().is_some_and(|dsn| !dsn.trim().is_empty());
+    let has_dsn = redis
+        .dsn
+        .as_deref()
+        .is_some_and(|dsn| !dsn.trim().is_empty());
     if redis.enabled == Some(true) && !has_dsn {
-        p.push("renew_intent.redis.dsn", "required when renew_intent.redis.enabled = true");
+        p.push(
+            "renew_intent.redis.dsn",
+            "required when renew_intent.redis.enabled = true",
+        );
     }
 }

@@ -14,11 +14,23 @@ use super::validate::Problems;
 
 /// Validates `[ingress]`, recording every problem in `p`.
 pub(crate) fn validate(raw: RawIngress, p: &mut Problems) -> IngressConfig {
-    let modes = [("direct", IngressMode::Direct), ("gateway", IngressMode::Gateway)];
-    let mode = p.choice("ingress.mode", raw.mode.as_deref(), &modes, IngressMode::Direct);
+    let modes = [
+        ("direct", IngressMode::Direct),
+        ("gateway", IngressMode::Gateway),
+    ];
+    let mode = p.choice(
+        "ingress.mode",
+        raw.mode.as_deref(),
+        &modes,
+        IngressMode::Direct,
+    );
     let gateway = mode.and_then(|mode| gateway(mode, raw.gateway, p));
     let secure_access = raw.secure_access.and_then(|sa| secure_access(mode, sa, p));
-    IngressConfig { mode: mode.unwrap_or(IngressMode::Direct), gateway, secure_access }
+    IngressConfig {
+        mode: mode.unwrap_or(IngressMode::Direct),
+        gateway,
+        secure_access,
+    }
 }
 
 /// `[ingress.gateway]`, which must be present exactly in gateway mode.
@@ -26,11 +38,17 @@ fn gateway(mode: IngressMode, raw: Option<RawGateway>, p: &mut Problems) -> Opti
     match (mode, raw) {
         (IngressMode::Direct, None) => None,
         (IngressMode::Direct, Some(_)) => {
-            p.push("ingress.gateway", "only allowed when ingress.mode = \"gateway\"");
+            p.push(
+                "ingress.gateway",
+                "only allowed when ingress.mode = \"gateway\"",
+            );
             None
         }
         (IngressMode::Gateway, None) => {
-            p.push("ingress.gateway", "required when ingress.mode = \"gateway\"");
+            p.push(
+                "ingress.gateway",
+                "required when ingress.mode = \"gateway\"",
+            );
             None
         }
         (IngressMode::Gateway, Some(table)) => gateway_table(table, p),
@@ -41,7 +59,11 @@ fn gateway_table(raw: RawGateway, p: &mut Problems) -> Option<GatewayConfig> {
     let route_key = "ingress.gateway.route.mode";
     let route_mode = match raw.route.and_then(|route| route.mode) {
         Some(text) => {
-            let modes = [("wildcard", RouteMode::Wildcard), ("header", RouteMode::Header), ("uri", RouteMode::Uri)];
+            let modes = [
+                ("wildcard", RouteMode::Wildcard),
+                ("header", RouteMode::Header),
+                ("uri", RouteMode::Uri),
+            ];
             p.choice(route_key, Some(&text), &modes, RouteMode::Wildcard)
         }
         None => {
@@ -58,7 +80,10 @@ fn gateway_table(raw: RawGateway, p: &mut Problems) -> Option<GatewayConfig> {
         p.push("ingress.gateway.address", format!("{address:?} {message}"));
         return None;
     }
-    Some(GatewayConfig { address, route_mode })
+    Some(GatewayConfig {
+        address,
+        route_mode,
+    })
 }
 
 /// Checks the gateway address shape for `mode`; the error completes "`<address>` ...".
@@ -141,11 +166,17 @@ fn secure_access(
     p: &mut Problems,
 ) -> Option<SecureAccessConfig> {
     if mode == Some(IngressMode::Direct) {
-        p.push("ingress.secure_access", "requires ingress.mode = \"gateway\"");
+        p.push(
+            "ingress.secure_access",
+            "requires ingress.mode = \"gateway\"",
+        );
     }
     let keys = signing_keys(raw.keys.unwrap_or_default(), p);
     let active_key = active_key(raw.active_key, &keys, p);
-    Some(SecureAccessConfig { active_key: active_key?, keys })
+    Some(SecureAccessConfig {
+        active_key: active_key?,
+        keys,
+    })
 }
 
 fn active_key(raw: Option<String>, keys: &[SigningKey], p: &mut Problems) -> Option<char> {
@@ -156,7 +187,10 @@ fn active_key(raw: Option<String>, keys: &[SigningKey], p: &mut Problems) -> Opt
     };
     let id = key_id(&text).map_err(|why| p.push(key, why)).ok()?;
     if !keys.iter().any(|k| k.key_id == id) {
-        p.push(key, format!("'{id}' is not the key_id of any ingress.secure_access.keys entry"));
+        p.push(
+            key,
+            format!("'{id}' is not the key_id of any ingress.secure_access.keys entry"),
+        );
         return None;
     }
     Some(id)
@@ -175,7 +209,10 @@ fn signing_keys(raw: Vec<RawSigningKey>, p: &mut Problems) -> Vec<SigningKey> {
             None => fail(p, format!("{prefix}.key_id"), "required".to_owned()),
         };
         if let Some(id) = id.filter(|id| keys.iter().any(|k| k.key_id == *id)) {
-            p.push(format!("{prefix}.key_id"), format!("'{id}' is used by an earlier key"));
+            p.push(
+                format!("{prefix}.key_id"),
+                format!("'{id}' is used by an earlier key"),
+            );
         }
         let secret = match entry.key.as_deref().map(decode_key) {
             Some(Ok(bytes)) => Some(bytes),
@@ -200,7 +237,9 @@ fn key_id(text: &str) -> Result<char, String> {
     let mut chars = text.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii_digit() || c.is_ascii_lowercase() => Ok(c),
-        _ => Err(format!("{text:?} must be exactly one character, 0-9 or a-z")),
+        _ => Err(format!(
+            "{text:?} must be exactly one character, 0-9 or a-z"
+        )),
     }
 }
 
@@ -229,7 +268,11 @@ mod tests {
             ("example.com/sandboxes", RouteMode::Uri),
         ];
         for (address, mode) in ok {
-            assert_eq!(check_address(address, mode), Ok(()), "{address} in {mode:?}");
+            assert_eq!(
+                check_address(address, mode),
+                Ok(()),
+                "{address} in {mode:?}"
+            );
         }
         let bad = [
             ("https://*.example.com", RouteMode::Wildcard),
@@ -244,7 +287,10 @@ mod tests {
             ("", RouteMode::Uri),
         ];
         for (address, mode) in bad {
-            assert!(check_address(address, mode).is_err(), "{address} in {mode:?}");
+            assert!(
+                check_address(address, mode).is_err(),
+                "{address} in {mode:?}"
+            );
         }
     }
 }

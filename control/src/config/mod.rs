@@ -114,7 +114,9 @@ pub fn resolve_path(explicit: Option<&Path>, env: &dyn EnvSource) -> Option<Path
     if let Some(path) = explicit {
         return Some(PathSource::Flag(expand_tilde(path, env)));
     }
-    let from_env = env.var(vars::SANDBOX_CONFIG_PATH).filter(|text| !text.trim().is_empty());
+    let from_env = env
+        .var(vars::SANDBOX_CONFIG_PATH)
+        .filter(|text| !text.trim().is_empty());
     if let Some(text) = from_env {
         return Some(PathSource::Env(expand_tilde(Path::new(&text), env)));
     }
@@ -152,13 +154,26 @@ pub fn load_str(text: &str, origin: &str, env: &dyn EnvSource) -> Result<Config,
         origin: origin.to_owned(),
         message: error.to_string().trim_end().to_owned(),
     })?;
-    validate(raw, env).map_err(|errors| ConfigError::Invalid { origin: origin.to_owned(), errors })
+    validate(raw, env).map_err(|errors| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        errors,
+    })
 }
 
-fn load_from(path: &Path, origin: &'static str, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+fn load_from(
+    path: &Path,
+    origin: &'static str,
+    env: &dyn EnvSource,
+) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => ConfigError::NotFound { path: path.to_owned(), origin },
-        _ => ConfigError::Read { path: path.to_owned(), error },
+        std::io::ErrorKind::NotFound => ConfigError::NotFound {
+            path: path.to_owned(),
+            origin,
+        },
+        _ => ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        },
     })?;
     load_str(&text, &path.display().to_string(), env)
 }

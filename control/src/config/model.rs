@@ -1,6 +1,6 @@
 //! The validated configuration: plain typed values that the rest of the control plane reads.
 //!
-//! Everything here has passed [`validate`](super::validate): defaults are
+//! Everything here has passed [`validate`](super::validate()): defaults are
 //! filled in, environment overrides are applied, and cross-field rules hold.
 
 use std::fmt;
@@ -72,7 +72,10 @@ impl fmt::Debug for ServerConfig {
             .field("port", &self.port)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("eip", &self.eip)
-            .field("max_sandbox_timeout_seconds", &self.max_sandbox_timeout_seconds)
+            .field(
+                "max_sandbox_timeout_seconds",
+                &self.max_sandbox_timeout_seconds,
+            )
             .finish()
     }
 }

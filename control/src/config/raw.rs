@@ -4,7 +4,7 @@
 //! name instead of being silently ignored (OpenSandbox ignores them). Every
 //! value is an `Option` so "absent" stays distinguishable from "set to the
 //! default"; numbers are `i64` so out-of-range values reach
-//! [`validate`](super::validate) and are reported with the other problems
+//! [`validate`](super::validate()) and are reported with the other problems
 //! rather than aborting the parse. Sandgate's own keys live in `[sandgate]`.
 
 use std::collections::BTreeMap;
@@ -184,24 +184,43 @@ impl RawKubernetes {
             ("namespace", self.namespace.is_some()),
             ("service_account", self.service_account.is_some()),
             ("workload_provider", self.workload_provider.is_some()),
-            ("batchsandbox_template_file", self.batchsandbox_template_file.is_some()),
+            (
+                "batchsandbox_template_file",
+                self.batchsandbox_template_file.is_some(),
+            ),
             ("image_pull_policy", self.image_pull_policy.is_some()),
-            ("sandbox_create_timeout_seconds", self.sandbox_create_timeout_seconds.is_some()),
+            (
+                "sandbox_create_timeout_seconds",
+                self.sandbox_create_timeout_seconds.is_some(),
+            ),
             (
                 "sandbox_create_poll_interval_seconds",
                 self.sandbox_create_poll_interval_seconds.is_some(),
             ),
-            ("snapshot_create_timeout_seconds", self.snapshot_create_timeout_seconds.is_some()),
+            (
+                "snapshot_create_timeout_seconds",
+                self.snapshot_create_timeout_seconds.is_some(),
+            ),
             ("informer_enabled", self.informer_enabled.is_some()),
-            ("informer_resync_seconds", self.informer_resync_seconds.is_some()),
-            ("informer_watch_timeout_seconds", self.informer_watch_timeout_seconds.is_some()),
+            (
+                "informer_resync_seconds",
+                self.informer_resync_seconds.is_some(),
+            ),
+            (
+                "informer_watch_timeout_seconds",
+                self.informer_watch_timeout_seconds.is_some(),
+            ),
             ("read_qps", self.read_qps.is_some()),
             ("read_burst", self.read_burst.is_some()),
             ("write_qps", self.write_qps.is_some()),
             ("write_burst", self.write_burst.is_some()),
             ("execd_init_resources", self.execd_init_resources.is_some()),
         ];
-        flags.into_iter().filter(|(_, set)| *set).map(|(key, _)| key).collect()
+        flags
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(key, _)| key)
+            .collect()
     }
 }
 

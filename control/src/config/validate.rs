@@ -57,7 +57,10 @@ pub(crate) struct Problems(Vec<Problem>);
 impl Problems {
     /// Records a problem with `key`.
     pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { key: key.into(), message: message.into() });
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     /// `value` when it is at least `min`; records a problem and gives `None` otherwise.
@@ -101,9 +104,15 @@ impl Problems {
         if let Some((_, found)) = choices.iter().find(|(name, _)| *name == text) {
             return Some(*found);
         }
-        let names: Vec<String> = choices.iter().map(|(name, _)| format!("{name:?}")).collect();
+        let names: Vec<String> = choices
+            .iter()
+            .map(|(name, _)| format!("{name:?}"))
+            .collect();
         let expected = names.join(", ");
-        self.push(key, format!("{text:?} is not supported; expected one of {expected}"));
+        self.push(
+            key,
+            format!("{text:?} is not supported; expected one of {expected}"),
+        );
         None
     }
 
@@ -140,7 +149,10 @@ pub fn validate(raw: RawConfig, env: &dyn EnvSource) -> Result<Config, ConfigErr
     let config = Config {
         server: server(raw.server, env, &mut p),
         log: log(&raw.log, &mut p),
-        runtime: runtime.unwrap_or(RuntimeConfig { kind: RuntimeType::Docker, execd_image: None }),
+        runtime: runtime.unwrap_or(RuntimeConfig {
+            kind: RuntimeType::Docker,
+            execd_image: None,
+        }),
         docker: docker(raw.docker, &mut p),
         ingress: ingress::validate(raw.ingress, &mut p),
         egress: egress(raw.egress, &mut p),
@@ -171,9 +183,15 @@ fn millis(value: i64) -> Duration {
 
 fn server(raw: RawServer, env: &dyn EnvSource, p: &mut Problems) -> ServerConfig {
     let port = p.in_range("server.port", raw.port, 1..=65535);
-    let max = p.at_least("server.max_sandbox_timeout_seconds", raw.max_sandbox_timeout_seconds, 60);
+    let max = p.at_least(
+        "server.max_sandbox_timeout_seconds",
+        raw.max_sandbox_timeout_seconds,
+        60,
+    );
     ServerConfig {
-        host: p.non_blank("server.host", raw.host).unwrap_or_else(|| "127.0.0.1".to_owned()),
+        host: p
+            .non_blank("server.host", raw.host)
+            .unwrap_or_else(|| "127.0.0.1".to_owned()),
         port: port.and_then(|v| u16::try_from(v).ok()).unwrap_or(8080),
         // The env var wins whenever it is set, even when empty: that is how
         // an operator turns off a key written in a shared file.
@@ -185,7 +203,9 @@ fn server(raw: RawServer, env: &dyn EnvSource, p: &mut Problems) -> ServerConfig
 
 fn log(raw: &RawLog, p: &mut Problems) -> LogConfig {
     let Some(given) = raw.level.as_deref() else {
-        return LogConfig { level: "info".to_owned() };
+        return LogConfig {
+            level: "info".to_owned(),
+        };
     };
     let level = match given.trim().to_ascii_lowercase().as_str() {
         "trace" => "trace",
@@ -195,18 +215,31 @@ fn log(raw: &RawLog, p: &mut Problems) -> LogConfig {
         "error" | "critical" => "error",
         _ => {
             let expected = "trace, debug, info, warn, warning, error, critical (any case)";
-            p.push("log.level", format!("{given:?} is not a log level; expected one of {expected}"));
+            p.push(
+                "log.level",
+                format!("{given:?} is not a log level; expected one of {expected}"),
+            );
             "info"
         }
     };
-    LogConfig { level: level.to_owned() }
+    LogConfig {
+        level: level.to_owned(),
+    }
 }
 
 fn runtime(raw: &RawRuntime, p: &mut Problems) -> Option<RuntimeConfig> {
     let choices = RuntimeType::NAMES.map(|name| (name, runtime_type(name)));
-    let kind = p.choice("runtime.type", raw.kind.as_deref(), &choices, RuntimeType::Docker);
+    let kind = p.choice(
+        "runtime.type",
+        raw.kind.as_deref(),
+        &choices,
+        RuntimeType::Docker,
+    );
     let execd_image = p.non_blank("runtime.execd_image", raw.execd_image.clone());
-    Some(RuntimeConfig { kind: kind?, execd_image })
+    Some(RuntimeConfig {
+        kind: kind?,
+        execd_image,
+    })
 }
 
 /// The variant for one of [`RuntimeType::NAMES`].
@@ -219,28 +252,40 @@ fn runtime_type(name: &str) -> RuntimeType {
 }
 
 fn docker(raw: RawDocker, p: &mut Problems) -> DockerConfig {
-    let default_caps = || DEFAULT_DROP_CAPABILITIES.map(str::to_owned).to_vec();
-    let drop_capabilities = raw.drop_capabilities.unwrap_or_else(default_caps);
-    for (index, cap) in drop_capabilities.iter().enumerate() {
-        if cap.trim().is_empty() {
-            p.push(format!("docker.drop_capabilities[{index}]"), "must not be empty");
-        }
-    }
     let pids_limit = match raw.pids_limit {
         None => Some(4096),
         Some(0) => None,
         Some(v) => p.at_least("docker.pids_limit", Some(v), 0),
     };
+    let api_timeout = p.at_least("docker.api_timeout", raw.api_timeout, 1);
     DockerConfig {
-        network_mode: p.non_blank("docker.network_mode", raw.network_mode).unwrap_or_else(|| "bridge".to_owned()),
-        api_timeout: seconds(p.at_least("docker.api_timeout", raw.api_timeout, 1).unwrap_or(180)),
+        network_mode: p
+            .non_blank("docker.network_mode", raw.network_mode)
+            .unwrap_or_else(|| "bridge".to_owned()),
+        api_timeout: seconds(api_timeout.unwrap_or(180)),
         host_ip: blank_as_none(raw.host_ip),
-        drop_capabilities,
+        drop_capabilities: drop_capabilities(raw.drop_capabilities, p),
         apparmor_profile: blank_as_none(raw.apparmor_profile),
         no_new_privileges: raw.no_new_privileges.unwrap_or(true),
         seccomp_profile: blank_as_none(raw.seccomp_profile),
         pids_limit,
     }
+}
+
+/// The configured list (entries must not be blank), or OpenSandbox's nine.
+fn drop_capabilities(raw: Option<Vec<String>>, p: &mut Problems) -> Vec<String> {
+    let Some(caps) = raw else {
+        return DEFAULT_DROP_CAPABILITIES.map(str::to_owned).to_vec();
+    };
+    for (index, cap) in caps.iter().enumerate() {
+        if cap.trim().is_empty() {
+            p.push(
+                format!("docker.drop_capabilities[{index}]"),
+                "must not be empty",
+            );
+        }
+    }
+    caps
 }
 
 fn egress(raw: RawEgress, p: &mut Problems) -> EgressConfig {
@@ -257,12 +302,20 @@ fn storage(raw: RawStorage, p: &mut Problems) -> StorageConfig {
     let allowed_host_paths = raw.allowed_host_paths.unwrap_or_default();
     for (index, path) in allowed_host_paths.iter().enumerate() {
         if !path.starts_with('/') {
-            p.push(format!("storage.allowed_host_paths[{index}]"), format!("{path:?} must be an absolute path"));
+            p.push(
+                format!("storage.allowed_host_paths[{index}]"),
+                format!("{path:?} must be an absolute path"),
+            );
         }
     }
-    let root = raw.ossfs_mount_root.unwrap_or_else(|| "/mnt/ossfs".to_owned());
+    let root = raw
+        .ossfs_mount_root
+        .unwrap_or_else(|| "/mnt/ossfs".to_owned());
     if !root.starts_with('/') {
-        p.push("storage.ossfs_mount_root", format!("{root:?} must be an absolute path"));
+        p.push(
+            "storage.ossfs_mount_root",
+            format!("{root:?} must be an absolute path"),
+        );
     }
     StorageConfig {
         allowed_host_paths,
@@ -279,7 +332,9 @@ fn store(raw: RawStore, env: &dyn EnvSource, p: &mut Problems) -> StoreConfig {
         Some(text) => expand_home("store.path", &text, env, p),
         None => default_store_path(env, p),
     };
-    StoreConfig { path: path.unwrap_or_default() }
+    StoreConfig {
+        path: path.unwrap_or_default(),
+    }
 }
 
 /// `$HOME/.sandgate/sandgate.db`.
@@ -287,7 +342,10 @@ fn default_store_path(env: &dyn EnvSource, p: &mut Problems) -> Option<PathBuf> 
     match home(env) {
         Some(home) => Some(home.join(".sandgate").join("sandgate.db")),
         None => {
-            p.push("store.path", "not set and HOME is not set; set store.path explicitly");
+            p.push(
+                "store.path",
+                "not set and HOME is not set; set store.path explicitly",
+            );
             None
         }
     }
@@ -309,13 +367,29 @@ fn expand_home(key: &str, text: &str, env: &dyn EnvSource, p: &mut Problems) -> 
         p.push(key, format!("{text:?} starts with ~ but HOME is not set"));
         return None;
     };
-    Some(if rest.is_empty() { home } else { home.join(rest) })
+    Some(if rest.is_empty() {
+        home
+    } else {
+        home.join(rest)
+    })
 }
 
 fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> SandgateConfig {
-    let policies = [("adopt", OrphanPolicy::Adopt), ("remove", OrphanPolicy::Remove)];
-    let orphan_policy = p.choice("sandgate.orphan_policy", raw.orphan_policy.as_deref(), &policies, OrphanPolicy::Adopt);
-    let grace = p.at_least("sandgate.shutdown_grace_seconds", raw.shutdown_grace_seconds, 0);
+    let policies = [
+        ("adopt", OrphanPolicy::Adopt),
+        ("remove", OrphanPolicy::Remove),
+    ];
+    let orphan_policy = p.choice(
+        "sandgate.orphan_policy",
+        raw.orphan_policy.as_deref(),
+        &policies,
+        OrphanPolicy::Adopt,
+    );
+    let grace = p.at_least(
+        "sandgate.shutdown_grace_seconds",
+        raw.shutdown_grace_seconds,
+        0,
+    );
     SandgateConfig {
         pending_failure_ttl: pending_failure_ttl(raw.pending_failure_ttl_seconds, env, p),
         orphan_policy: orphan_policy.unwrap_or(OrphanPolicy::Adopt),
@@ -341,8 +415,16 @@ fn pending_failure_ttl(file: Option<i64>, env: &dyn EnvSource, p: &mut Problems)
 }
 
 fn fake(raw: RawFake, env: &dyn EnvSource, p: &mut Problems) -> FakeConfig {
-    let provision = p.at_least("sandgate.fake.provision_latency_ms", raw.provision_latency_ms, 0);
-    let operation = p.at_least("sandgate.fake.operation_latency_ms", raw.operation_latency_ms, 0);
+    let provision = p.at_least(
+        "sandgate.fake.provision_latency_ms",
+        raw.provision_latency_ms,
+        0,
+    );
+    let operation = p.at_least(
+        "sandgate.fake.operation_latency_ms",
+        raw.operation_latency_ms,
+        0,
+    );
     let state_file = p
         .non_blank("sandgate.fake.state_file", raw.state_file)
         .and_then(|text| expand_home("sandgate.fake.state_file", &text, env, p));

@@ -8,8 +8,10 @@ use super::raw::RawConfig;
 
 const PYTHON_SERVER: &str = "Python-server specific; ignored";
 const FILE_LOGGING: &str = "file logging is not built yet; logs go to stderr";
-const KUBERNETES: &str = "the Kubernetes runtime is not built yet; accepted and validated but has no effect";
-const SECURE_RUNTIME: &str = "secure runtimes are not built yet; sandboxes use the engine's default runtime";
+const KUBERNETES: &str =
+    "the Kubernetes runtime is not built yet; accepted and validated but has no effect";
+const SECURE_RUNTIME: &str =
+    "secure runtimes are not built yet; sandboxes use the engine's default runtime";
 const RENEW_INTENT: &str = "renew-on-access is not built yet; ignored";
 const EGRESS: &str = "egress sidecars are not built yet; ignored";
 
@@ -24,6 +26,7 @@ struct Ignored {
 }
 
 /// Every ignored key except the per-key `[kubernetes]` rule in [`collect`].
+#[rustfmt::skip]
 const IGNORED: &[Ignored] = &[
     Ignored { key: "server.timeout_keep_alive", reason: PYTHON_SERVER, applies: |r| r.server.timeout_keep_alive.is_some() },
     Ignored { key: "server.limit_concurrency", reason: PYTHON_SERVER, applies: |r| r.server.limit_concurrency.is_some() },
@@ -53,7 +56,11 @@ pub(crate) fn collect(raw: &RawConfig) -> Vec<String> {
         .map(|rule| format!("{}: {}", rule.key, rule.reason))
         .collect();
     if let Some(k8s) = &raw.kubernetes {
-        out.extend(k8s.present_keys().into_iter().map(|key| format!("kubernetes.{key}: {KUBERNETES}")));
+        out.extend(
+            k8s.present_keys()
+                .into_iter()
+                .map(|key| format!("kubernetes.{key}: {KUBERNETES}")),
+        );
     }
     out
 }

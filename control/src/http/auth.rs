@@ -23,7 +23,9 @@ pub struct ApiKeyAuth {
 
 impl std::fmt::Debug for ApiKeyAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeyAuth").field("enabled", &self.enabled()).finish()
+        f.debug_struct("ApiKeyAuth")
+            .field("enabled", &self.enabled())
+            .finish()
     }
 }
 
@@ -41,7 +43,9 @@ impl ApiKeyAuth {
 
     /// Checks a presented key.
     pub fn check(&self, presented: Option<&[u8]>) -> Result<(), ApiError> {
-        let Some(expected) = &self.digest else { return Ok(()) };
+        let Some(expected) = &self.digest else {
+            return Ok(());
+        };
         let presented = presented.filter(|p| !p.iter().all(u8::is_ascii_whitespace));
         let Some(presented) = presented else {
             return Err(ApiError::new(
@@ -77,12 +81,21 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// Whether `path` is served without a key.
 pub fn is_exempt(path: &str) -> bool {
-    EXEMPT_PREFIXES.iter().any(|prefix| path.starts_with(prefix))
+    EXEMPT_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 /// Rejects requests without the right key (CORS pre-flights pass).
-pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.auth.enabled() || request.method() == Method::OPTIONS || is_exempt(request.uri().path()) {
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.auth.enabled()
+        || request.method() == Method::OPTIONS
+        || is_exempt(request.uri().path())
+    {
         return next.run(request).await;
     }
     let presented = request.headers().get(&API_KEY_HEADER).map(|v| v.as_bytes());
@@ -100,9 +113,15 @@ mod tests {
     fn checks_keys() {
         let auth = ApiKeyAuth::new(Some("secret"));
         assert!(auth.check(Some(b"secret")).is_ok());
-        assert_eq!(auth.check(Some(b"wrong")).unwrap_err().code, codes::INVALID_API_KEY);
+        assert_eq!(
+            auth.check(Some(b"wrong")).unwrap_err().code,
+            codes::INVALID_API_KEY
+        );
         assert_eq!(auth.check(None).unwrap_err().code, codes::MISSING_API_KEY);
-        assert_eq!(auth.check(Some(b"  ")).unwrap_err().code, codes::MISSING_API_KEY);
+        assert_eq!(
+            auth.check(Some(b"  ")).unwrap_err().code,
+            codes::MISSING_API_KEY
+        );
         assert!(ApiKeyAuth::new(Some("  ")).check(None).is_ok());
         assert!(ApiKeyAuth::new(None).check(None).is_ok());
     }

@@ -30,18 +30,26 @@ where
 /// Parses a JSON body; errors name the JSON path and the rule.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("request body: required; send a JSON object"));
+        return Err(ApiError::invalid(
+            "request body: required; send a JSON object",
+        ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let location = if path == "." { "request body".to_owned() } else { path };
+        let location = if path == "." {
+            "request body".to_owned()
+        } else {
+            path
+        };
         ApiError::invalid(format!("{location}: {}", describe(&inner)))
     })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::invalid(format!("request body: trailing characters after the JSON value ({e})")))?;
+    deserializer.end().map_err(|e| {
+        ApiError::invalid(format!(
+            "request body: trailing characters after the JSON value ({e})"
+        ))
+    })?;
     Ok(value)
 }
 

@@ -16,7 +16,11 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RequestId(pub HeaderValue);
 
 /// Assigns the request id, times the request, logs one line and records metrics.
-pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = incoming_id(&request).unwrap_or_else(generate_id);
     request.extensions_mut().insert(RequestId(id.clone()));
@@ -31,8 +35,12 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let mut response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    response.headers_mut().insert(REQUEST_ID.clone(), id.clone());
-    state.metrics.request(&route, method.as_str(), status, elapsed);
+    response
+        .headers_mut()
+        .insert(REQUEST_ID.clone(), id.clone());
+    state
+        .metrics
+        .request(&route, method.as_str(), status, elapsed);
     tracing::info!(
         request.id = id.to_str().unwrap_or("-"),
         http.method = %method,

@@ -37,12 +37,24 @@ pub struct AppState {
 fn lifecycle_routes() -> Router<AppState> {
     Router::new()
         .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
-        .route("/sandboxes/{sandbox_id}", get(sandboxes::get_one).delete(sandboxes::delete))
-        .route("/sandboxes/{sandbox_id}/metadata", patch(sandboxes::patch_metadata))
+        .route(
+            "/sandboxes/{sandbox_id}",
+            get(sandboxes::get_one).delete(sandboxes::delete),
+        )
+        .route(
+            "/sandboxes/{sandbox_id}/metadata",
+            patch(sandboxes::patch_metadata),
+        )
         .route("/sandboxes/{sandbox_id}/pause", post(sandboxes::pause))
         .route("/sandboxes/{sandbox_id}/resume", post(sandboxes::resume))
-        .route("/sandboxes/{sandbox_id}/renew-expiration", post(sandboxes::renew))
-        .route("/sandboxes/{sandbox_id}/endpoints/{port}", get(sandboxes::endpoint))
+        .route(
+            "/sandboxes/{sandbox_id}/renew-expiration",
+            post(sandboxes::renew),
+        )
+        .route(
+            "/sandboxes/{sandbox_id}/endpoints/{port}",
+            get(sandboxes::endpoint),
+        )
 }
 
 /// The whole application router.
@@ -54,9 +66,15 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
         .layer(cors())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
         .with_state(state)
 }
 
@@ -72,7 +90,11 @@ fn cors() -> CorsLayer {
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("No route for {method} {}.", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        format!("No route for {method} {}.", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use sandgate_shared::api::{CreateSandboxResponse, Endpoint, ListSandboxesResponse, RenewExpiration, Sandbox};
+use sandgate_shared::api::{
+    CreateSandboxResponse, Endpoint, ListSandboxesResponse, RenewExpiration, Sandbox,
+};
 
 use super::AppState;
 use super::extract::{ApiJson, RawQueryString};
@@ -35,12 +37,18 @@ pub async fn list(
 }
 
 /// `GET /sandboxes/{id}`.
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Sandbox>, ApiError> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
     Ok(Json(state.service.get(&id)?.to_api()))
 }
 
 /// `DELETE /sandboxes/{id}` → 204 once the runtime removed it.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.service.delete(&id, DeleteCause::User).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -51,17 +59,25 @@ pub async fn patch_metadata(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<BTreeMap<String, Option<String>>>,
 ) -> Result<Json<Sandbox>, ApiError> {
-    Ok(Json(state.service.patch_metadata(&id, patch).await?.to_api()))
+    Ok(Json(
+        state.service.patch_metadata(&id, patch).await?.to_api(),
+    ))
 }
 
 /// `POST /sandboxes/{id}/pause` → 202.
-pub async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.service.pause(&id).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// `POST /sandboxes/{id}/resume` → 202.
-pub async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.service.resume(&id).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -91,19 +107,30 @@ fn parse_port(text: &str) -> Result<u16, ApiError> {
     let number: i64 = text
         .parse()
         .map_err(|_| ApiError::invalid(format!("port: {text:?} is not an integer")))?;
-    u16::try_from(number).ok().filter(|p| *p >= 1).ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_PORT, "Port must be between 1 and 65535.")
-    })
+    u16::try_from(number)
+        .ok()
+        .filter(|p| *p >= 1)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_PORT,
+                "Port must be between 1 and 65535.",
+            )
+        })
 }
 
 fn endpoint_options(query: Option<&str>) -> Result<EndpointOptions, ApiError> {
     let mut options = EndpointOptions::default();
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
-            "use_server_proxy" => options.use_server_proxy = parse_flag("use_server_proxy", &value)?,
+            "use_server_proxy" => {
+                options.use_server_proxy = parse_flag("use_server_proxy", &value)?
+            }
             "expires" => {
                 let expires = value.trim().parse::<u64>().map_err(|_| {
-                    ApiError::invalid(format!("expires: {value:?} must be a non-negative Unix timestamp in seconds"))
+                    ApiError::invalid(format!(
+                        "expires: {value:?} must be a non-negative Unix timestamp in seconds"
+                    ))
                 })?;
                 options.expires = Some(expires);
             }
@@ -117,6 +144,8 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(ApiError::invalid(format!("{name}: {value:?} is not a boolean; use true or false"))),
+        _ => Err(ApiError::invalid(format!(
+            "{name}: {value:?} is not a boolean; use true or false"
+        ))),
     }
 }

@@ -28,14 +28,27 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     let (status, runtime_status) = match checked {
         Ok(Ok(())) => ("healthy", "ok".to_owned()),
         Ok(Err(error)) => ("degraded", error.to_string()),
-        Err(_) => ("degraded", "the runtime did not answer within 2s".to_owned()),
+        Err(_) => (
+            "degraded",
+            "the runtime did not answer within 2s".to_owned(),
+        ),
     };
-    Json(Health { status, runtime: runtime.kind().as_str(), runtime_status })
+    Json(Health {
+        status,
+        runtime: runtime.kind().as_str(),
+        runtime_status,
+    })
 }
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let counts = state.service.registry().count_by_state();
     let body = state.metrics.render(&counts, state.service.armed_timers());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }

@@ -100,7 +100,9 @@ pub struct FakeRuntime {
 
 impl std::fmt::Debug for FakeRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeRuntime").field("settings", &self.settings).finish()
+        f.debug_struct("FakeRuntime")
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 
@@ -111,13 +113,24 @@ impl FakeRuntime {
             Some(path) if path.exists() => load(path)?,
             _ => HashMap::new(),
         };
-        let world = World { sandboxes, ..World::default() };
-        Ok(Self { settings, world: Mutex::new(world) })
+        let world = World {
+            sandboxes,
+            ..World::default()
+        };
+        Ok(Self {
+            settings,
+            world: Mutex::new(world),
+        })
     }
 
     /// Makes the next call of `op` fail with `message`.
     pub fn fail_next(&self, op: Op, message: impl Into<String>) {
-        self.world.lock().failures.entry(op).or_default().push_back(message.into());
+        self.world
+            .lock()
+            .failures
+            .entry(op)
+            .or_default()
+            .push_back(message.into());
     }
 
     /// Every call so far, in order.
@@ -145,7 +158,14 @@ impl FakeRuntime {
         let mut world = self.world.lock();
         if let Some(sandbox) = world.sandboxes.get_mut(id) {
             sandbox.state = FakeState::Exited { code, oom_killed };
-            emit(&world, RuntimeEvent::Exited { id: id.clone(), code, oom_killed });
+            emit(
+                &world,
+                RuntimeEvent::Exited {
+                    id: id.clone(),
+                    code,
+                    oom_killed,
+                },
+            );
         }
         self.persist(&world);
     }
@@ -175,7 +195,11 @@ impl FakeRuntime {
     }
 
     async fn enter(&self, op: Op, id: Option<&SandboxId>) -> Result<(), RuntimeError> {
-        let latency = if op == Op::Provision { self.settings.provision_latency } else { self.settings.operation_latency };
+        let latency = if op == Op::Provision {
+            self.settings.provision_latency
+        } else {
+            self.settings.operation_latency
+        };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -188,17 +212,31 @@ impl FakeRuntime {
     }
 
     fn persist(&self, world: &World) {
-        let Some(path) = &self.settings.state_file else { return };
+        let Some(path) = &self.settings.state_file else {
+            return;
+        };
         if let Err(error) = save(path, &world.sandboxes) {
             tracing::error!(path = %path.display(), %error, "fake runtime cannot save its state");
         }
     }
 
-    fn change(&self, id: &SandboxId, from: FakeState, to: FakeState, what: &str) -> Result<(), RuntimeError> {
+    fn change(
+        &self,
+        id: &SandboxId,
+        from: FakeState,
+        to: FakeState,
+        what: &str,
+    ) -> Result<(), RuntimeError> {
         let mut world = self.world.lock();
-        let sandbox = world.sandboxes.get_mut(id).ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        let sandbox = world
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
         if sandbox.state != from {
-            return Err(RuntimeError::Conflict(format!("cannot {what} a sandbox in state {:?}", sandbox.state)));
+            return Err(RuntimeError::Conflict(format!(
+                "cannot {what} a sandbox in state {:?}",
+                sandbox.state
+            )));
         }
         sandbox.state = to;
         self.persist(&world);
@@ -215,7 +253,8 @@ fn emit(world: &World, event: RuntimeEvent) {
 fn load(path: &PathBuf) -> Result<HashMap<SandboxId, FakeSandbox>, RuntimeError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| RuntimeError::backend(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| RuntimeError::backend(format!("parsing {}: {e}", path.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| RuntimeError::backend(format!("parsing {}: {e}", path.display())))
 }
 
 fn save(path: &PathBuf, sandboxes: &HashMap<SandboxId, FakeSandbox>) -> std::io::Result<()> {
@@ -231,7 +270,11 @@ impl Runtime for FakeRuntime {
         RuntimeKind::Fake
     }
 
-    async fn provision(&self, request: &ProvisionRequest, progress: &Progress) -> Result<(), RuntimeError> {
+    async fn provision(
+        &self,
+        request: &ProvisionRequest,
+        progress: &Progress,
+    ) -> Result<(), RuntimeError> {
         progress.report("Fake runtime: creating the sandbox.");
         self.enter(Op::Provision, Some(&request.id)).await?;
         let image = match &request.spec.source {
@@ -276,16 +319,29 @@ impl Runtime for FakeRuntime {
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError> {
         self.enter(Op::List, None).await?;
         let world = self.world.lock();
-        Ok(world.sandboxes.iter().map(|(id, s)| observed(id, s)).collect())
+        Ok(world
+            .sandboxes
+            .iter()
+            .map(|(id, s)| observed(id, s))
+            .collect())
     }
 
-    async fn resolve_endpoint(&self, id: &SandboxId, port: u16) -> Result<ResolvedEndpoint, RuntimeError> {
+    async fn resolve_endpoint(
+        &self,
+        id: &SandboxId,
+        port: u16,
+    ) -> Result<ResolvedEndpoint, RuntimeError> {
         self.enter(Op::Endpoint, Some(id)).await?;
         if !self.world.lock().sandboxes.contains_key(id) {
-            return Err(RuntimeError::NotReady(format!("sandbox {id} is not created yet")));
+            return Err(RuntimeError::NotReady(format!(
+                "sandbox {id} is not created yet"
+            )));
         }
         let endpoint = format!("{}:{port}", self.settings.endpoint_host);
-        Ok(ResolvedEndpoint { endpoint, headers: BTreeMap::new() })
+        Ok(ResolvedEndpoint {
+            endpoint,
+            headers: BTreeMap::new(),
+        })
     }
 
     async fn health(&self) -> Result<(), RuntimeError> {

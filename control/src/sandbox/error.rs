@@ -52,7 +52,11 @@ pub enum SandboxError {
 }
 
 fn join(problems: &[Problem]) -> String {
-    problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl SandboxError {
@@ -69,14 +73,24 @@ impl From<SandboxError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, code, error.to_string())
             }
             SandboxError::Invalid(ref problems) => {
-                let code = problems.first().map_or(codes::INVALID_PARAMETER, |p| p.code);
+                let code = problems
+                    .first()
+                    .map_or(codes::INVALID_PARAMETER, |p| p.code);
                 ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
             }
-            SandboxError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
-            SandboxError::SnapshotNotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, codes::SNAPSHOT_NOT_FOUND, error.to_string())
+            SandboxError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
             }
-            SandboxError::Runtime { code, action, source } => runtime_error(code, &action, source),
+            SandboxError::SnapshotNotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::SNAPSHOT_NOT_FOUND,
+                error.to_string(),
+            ),
+            SandboxError::Runtime {
+                code,
+                action,
+                source,
+            } => runtime_error(code, &action, source),
             SandboxError::Store(source) => ApiError::internal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 codes::STORE_FAILED,
@@ -89,10 +103,14 @@ impl From<SandboxError> for ApiError {
 
 fn runtime_error(code: &'static str, action: &str, source: RuntimeError) -> ApiError {
     match source {
-        RuntimeError::InvalidSpec { code, message } => ApiError::new(StatusCode::BAD_REQUEST, code, message),
-        RuntimeError::Conflict(message) => {
-            ApiError::new(StatusCode::CONFLICT, code, format!("{action} failed: {message}"))
+        RuntimeError::InvalidSpec { code, message } => {
+            ApiError::new(StatusCode::BAD_REQUEST, code, message)
         }
+        RuntimeError::Conflict(message) => ApiError::new(
+            StatusCode::CONFLICT,
+            code,
+            format!("{action} failed: {message}"),
+        ),
         RuntimeError::NotReady(message) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,

@@ -15,12 +15,12 @@ pub fn check_key(key: &str) -> Result<(), String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if prefix.is_empty() || prefix.len() > MAX_PREFIX || !is_dns_subdomain(prefix) {
-            return Err(format!(
-                "metadata key {key:?}: the prefix before '/' must be a lowercase DNS subdomain of at most {MAX_PREFIX} characters"
-            ));
-        }
+    if let Some(prefix) = prefix
+        && (prefix.is_empty() || prefix.len() > MAX_PREFIX || !is_dns_subdomain(prefix))
+    {
+        return Err(format!(
+            "metadata key {key:?}: the prefix before '/' must be a lowercase DNS subdomain of at most {MAX_PREFIX} characters"
+        ));
     }
     if name.is_empty() || name.len() > MAX_NAME || !is_label_name(name) {
         return Err(format!(
@@ -54,7 +54,9 @@ fn is_label_name(s: &str) -> bool {
     match bytes {
         [] => false,
         [only] => edge(*only),
-        [first, middle @ .., last] => edge(*first) && edge(*last) && middle.iter().all(|b| inner(*b)),
+        [first, middle @ .., last] => {
+            edge(*first) && edge(*last) && middle.iter().all(|b| inner(*b))
+        }
     }
 }
 
@@ -101,7 +103,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_keys_and_values() {
-        for key in ["Bad Key", "INVALID_PREFIX.io/name", "/name", "pre/", "", "-a", "a-"] {
+        for key in [
+            "Bad Key",
+            "INVALID_PREFIX.io/name",
+            "/name",
+            "pre/",
+            "",
+            "-a",
+            "a-",
+        ] {
             assert!(check_key(key).is_err(), "{key}");
         }
         assert!(check_key(&"n".repeat(64)).is_err());

@@ -46,16 +46,27 @@ impl DeleteCause {
 
 impl SandboxService {
     /// Starts provisioning in the background.
-    pub(super) fn start_provisioning(&self, record: &SandboxRecord, image_auth: Option<RegistryAuth>) {
+    pub(super) fn start_provisioning(
+        &self,
+        record: &SandboxRecord,
+        image_auth: Option<RegistryAuth>,
+    ) {
         let cancel = CancellationToken::new();
         let service = self.clone();
         let request = Self::provision_request(record, image_auth);
         let token = cancel.clone();
         let task = tokio::spawn(async move { service.provision(request, token).await });
-        self.inner.provisioning.lock().insert(record.id.clone(), Provisioning { cancel, task });
+        self.inner
+            .provisioning
+            .lock()
+            .insert(record.id.clone(), Provisioning { cancel, task });
     }
 
-    async fn provision(&self, request: crate::runtime::ProvisionRequest, cancel: CancellationToken) {
+    async fn provision(
+        &self,
+        request: crate::runtime::ProvisionRequest,
+        cancel: CancellationToken,
+    ) {
         let id = request.id.clone();
         let started = tokio::time::Instant::now();
         let progress = self.progress_sink(&id);
@@ -75,12 +86,24 @@ impl SandboxService {
             Ok(()) => {
                 tracing::info!(sandbox.id = %id, duration_ms = elapsed_ms, "sandbox is running");
                 self.inner.metrics.provisioned(started.elapsed());
-                self.transition(&record, Transition::Provisioned, reason::RUNNING, "Sandbox is running.", codes::INVALID_STATE)
+                self.transition(
+                    &record,
+                    Transition::Provisioned,
+                    reason::RUNNING,
+                    "Sandbox is running.",
+                    codes::INVALID_STATE,
+                )
             }
             Err(error) => {
                 let message = format!("Provisioning failed: {}", crate::error::error_chain(&error));
                 tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, error = %message, "sandbox failed to provision");
-                self.transition(&record, Transition::Fail, reason::PROVISIONING_ERROR, message, codes::INVALID_STATE)
+                self.transition(
+                    &record,
+                    Transition::Fail,
+                    reason::PROVISIONING_ERROR,
+                    message,
+                    codes::INVALID_STATE,
+                )
             }
         };
         if let Err(error) = self.commit_logged(next).await {
@@ -88,7 +111,10 @@ impl SandboxService {
         }
     }
 
-    async fn commit_logged(&self, next: Result<SandboxRecord, SandboxError>) -> Result<(), SandboxError> {
+    async fn commit_logged(
+        &self,
+        next: Result<SandboxRecord, SandboxError>,
+    ) -> Result<(), SandboxError> {
         self.commit(next?, true).await.map(|_| ())
     }
 
@@ -113,7 +139,13 @@ impl SandboxService {
             return Ok(());
         }
         let started = tokio::time::Instant::now();
-        let stopping = self.transition(&record, Transition::BeginStop, cause.reason(), cause.message(), codes::INVALID_STATE)?;
+        let stopping = self.transition(
+            &record,
+            Transition::BeginStop,
+            cause.reason(),
+            cause.message(),
+            codes::INVALID_STATE,
+        )?;
         let record = self.commit(stopping, true).await?;
         self.stop_provisioning(&record.id).await;
         if let Err(source) = self.inner.runtime.delete(&record.id).await {
@@ -126,7 +158,11 @@ impl SandboxService {
                 self.inner.scheduler.set(&record.id, Some(retry));
             }
             let action = format!("deleting sandbox {}", record.id);
-            return Err(SandboxError::Runtime { code: self.inner.codes.delete_failed(), action, source });
+            return Err(SandboxError::Runtime {
+                code: self.inner.codes.delete_failed(),
+                action,
+                source,
+            });
         }
         self.inner.store.remove(&record.id).await?;
         self.inner.registry.remove(&record.id);
@@ -155,7 +191,9 @@ impl SandboxService {
 
     /// Handles a deadline from the scheduler.
     pub async fn on_due(&self, due: Due) {
-        let Some(record) = self.inner.registry.get(&due.id) else { return };
+        let Some(record) = self.inner.registry.get(&due.id) else {
+            return;
+        };
         let now = self.inner.clock.now();
         let cause = if record.expires_at.is_some_and(|at| at <= now) {
             DeleteCause::Expiry
@@ -163,10 +201,14 @@ impl SandboxService {
             DeleteCause::FailureCleanup
         } else {
             // Renewed or changed since the deadline was set: re-arm.
-            self.inner.scheduler.set(&record.id, self.next_deadline(&record));
+            self.inner
+                .scheduler
+                .set(&record.id, self.next_deadline(&record));
             return;
         };
-        let lag = (now.as_utc() - due.deadline.as_utc()).to_std().unwrap_or_default();
+        let lag = (now.as_utc() - due.deadline.as_utc())
+            .to_std()
+            .unwrap_or_default();
         self.inner.metrics.expiry_lag(lag);
         if let Err(error) = self.delete(record.id.as_str(), cause).await {
             tracing::warn!(sandbox.id = %record.id, %error, "scheduled deletion failed; retrying later");
@@ -176,7 +218,11 @@ impl SandboxService {
     /// Applies a change the runtime reported on its own.
     pub async fn on_runtime_event(&self, event: RuntimeEvent) {
         let (id, transition, why, message) = match event {
-            RuntimeEvent::Exited { id, code, oom_killed } => {
+            RuntimeEvent::Exited {
+                id,
+                code,
+                oom_killed,
+            } => {
                 let (t, why, message) = exit_outcome(code, oom_killed);
                 (id, t, why, message)
             }
@@ -196,8 +242,16 @@ impl SandboxService {
         self.apply_observed(&id, transition, why, message).await;
     }
 
-    async fn apply_observed(&self, id: &SandboxId, transition: Transition, why: &str, message: String) {
-        let Ok((_guard, record)) = self.lock(id.as_str()).await else { return };
+    async fn apply_observed(
+        &self,
+        id: &SandboxId,
+        transition: Transition,
+        why: &str,
+        message: String,
+    ) {
+        let Ok((_guard, record)) = self.lock(id.as_str()).await else {
+            return;
+        };
         let settled = matches!(
             record.status.state,
             SandboxState::Stopping | SandboxState::Terminated | SandboxState::Failed
@@ -214,8 +268,15 @@ impl SandboxService {
 
     /// Records that the runtime lost a sandbox (used by reconciliation).
     pub(super) async fn mark_lost(&self, record: &Arc<SandboxRecord>) -> Result<(), SandboxError> {
-        let message = "The runtime no longer has this sandbox (lost while Sandgate was not watching).";
-        let next = self.transition(record, Transition::Fail, reason::RUNTIME_LOST, message, codes::INVALID_STATE)?;
+        let message =
+            "The runtime no longer has this sandbox (lost while Sandgate was not watching).";
+        let next = self.transition(
+            record,
+            Transition::Fail,
+            reason::RUNTIME_LOST,
+            message,
+            codes::INVALID_STATE,
+        )?;
         self.commit(next, true).await.map(|_| ())
     }
 }
@@ -226,8 +287,16 @@ pub(super) fn exit_outcome(code: i64, oom_killed: bool) -> (Transition, &'static
         let message = format!("Sandbox container was killed by the OOM killer (exit code {code}).");
         (Transition::Fail, reason::OOM_KILLED, message)
     } else if code == 0 {
-        (Transition::ExitedCleanly, reason::EXITED, "Sandbox container exited successfully.".to_owned())
+        (
+            Transition::ExitedCleanly,
+            reason::EXITED,
+            "Sandbox container exited successfully.".to_owned(),
+        )
     } else {
-        (Transition::Fail, reason::EXITED_ERROR, format!("Sandbox container exited with code {code}."))
+        (
+            Transition::Fail,
+            reason::EXITED_ERROR,
+            format!("Sandbox container exited with code {code}."),
+        )
     }
 }

@@ -30,19 +30,41 @@ impl SandboxService {
     pub async fn pause(&self, id: &str) -> Result<(), SandboxError> {
         let (_guard, record) = self.lock(id).await?;
         let codes = self.inner.codes;
-        let pausing = self.transition(&record, Transition::BeginPause, reason::PAUSING, "Pausing the sandbox.", codes.not_running())?;
+        let pausing = self.transition(
+            &record,
+            Transition::BeginPause,
+            reason::PAUSING,
+            "Pausing the sandbox.",
+            codes.not_running(),
+        )?;
         let record = self.commit(pausing, true).await?;
         match self.inner.runtime.pause(&record.id).await {
             Ok(()) => {
-                let paused = self.transition(&record, Transition::Paused, reason::PAUSED, "Sandbox is paused.", codes.not_running())?;
+                let paused = self.transition(
+                    &record,
+                    Transition::Paused,
+                    reason::PAUSED,
+                    "Sandbox is paused.",
+                    codes.not_running(),
+                )?;
                 self.commit(paused, true).await.map(|_| ())
             }
             Err(source) => {
                 let message = format!("Pause failed; the sandbox is still running: {source}");
-                let back = self.transition(&record, Transition::PauseFailed, reason::RUNNING, message, codes.not_running())?;
+                let back = self.transition(
+                    &record,
+                    Transition::PauseFailed,
+                    reason::RUNNING,
+                    message,
+                    codes.not_running(),
+                )?;
                 self.commit(back, true).await?;
                 let action = format!("pausing sandbox {}", record.id);
-                Err(SandboxError::Runtime { code: codes.pause_failed(), action, source })
+                Err(SandboxError::Runtime {
+                    code: codes.pause_failed(),
+                    action,
+                    source,
+                })
             }
         }
     }
@@ -51,19 +73,41 @@ impl SandboxService {
     pub async fn resume(&self, id: &str) -> Result<(), SandboxError> {
         let (_guard, record) = self.lock(id).await?;
         let codes = self.inner.codes;
-        let resuming = self.transition(&record, Transition::BeginResume, reason::RESUMING, "Resuming the sandbox.", codes.not_paused())?;
+        let resuming = self.transition(
+            &record,
+            Transition::BeginResume,
+            reason::RESUMING,
+            "Resuming the sandbox.",
+            codes.not_paused(),
+        )?;
         let record = self.commit(resuming, true).await?;
         match self.inner.runtime.resume(&record.id).await {
             Ok(()) => {
-                let running = self.transition(&record, Transition::Resumed, reason::RUNNING, "Sandbox is running.", codes.not_paused())?;
+                let running = self.transition(
+                    &record,
+                    Transition::Resumed,
+                    reason::RUNNING,
+                    "Sandbox is running.",
+                    codes.not_paused(),
+                )?;
                 self.commit(running, true).await.map(|_| ())
             }
             Err(source) => {
                 let message = format!("Resume failed; the sandbox is still paused: {source}");
-                let back = self.transition(&record, Transition::ResumeFailed, reason::PAUSED, message, codes.not_paused())?;
+                let back = self.transition(
+                    &record,
+                    Transition::ResumeFailed,
+                    reason::PAUSED,
+                    message,
+                    codes.not_paused(),
+                )?;
                 self.commit(back, true).await?;
                 let action = format!("resuming sandbox {}", record.id);
-                Err(SandboxError::Runtime { code: codes.resume_failed(), action, source })
+                Err(SandboxError::Runtime {
+                    code: codes.resume_failed(),
+                    action,
+                    source,
+                })
             }
         }
     }
@@ -77,35 +121,50 @@ impl SandboxService {
         if expires_at <= now {
             return Err(SandboxError::invalid(
                 codes::INVALID_EXPIRATION,
-                format!("expiresAt: new expiration time must be in the future (got {expires_at}, now {now})."),
+                format!(
+                    "expiresAt: new expiration time must be in the future (got {expires_at}, now {now})."
+                ),
             ));
         }
         if record.expires_at.is_none() {
             return Err(SandboxError::Conflict {
                 code: codes::INVALID_EXPIRATION,
-                message: format!("Sandbox {} does not have automatic expiration enabled.", record.id),
+                message: format!(
+                    "Sandbox {} does not have automatic expiration enabled.",
+                    record.id
+                ),
             });
         }
         if record.status.state == SandboxState::Stopping {
             return Err(SandboxError::Conflict {
                 code: codes::INVALID_STATE,
-                message: format!("Sandbox {} is being deleted; it cannot be renewed.", record.id),
+                message: format!(
+                    "Sandbox {} is being deleted; it cannot be renewed.",
+                    record.id
+                ),
             });
         }
         self.check_max_timeout(now, expires_at)?;
-        let renewed = SandboxRecord { expires_at: Some(expires_at), ..SandboxRecord::clone(&record) };
+        let renewed = SandboxRecord {
+            expires_at: Some(expires_at),
+            ..SandboxRecord::clone(&record)
+        };
         self.commit(renewed, false).await?;
         tracing::info!(sandbox.id = %record.id, expires_at = %expires_at, "sandbox expiration renewed");
         Ok(expires_at)
     }
 
     fn check_max_timeout(&self, now: Timestamp, expires_at: Timestamp) -> Result<(), SandboxError> {
-        let Some(max) = self.inner.settings.rules.max_timeout_seconds else { return Ok(()) };
+        let Some(max) = self.inner.settings.rules.max_timeout_seconds else {
+            return Ok(());
+        };
         let requested = (expires_at.as_utc() - now.as_utc()).num_seconds();
         if requested > i64::try_from(max).unwrap_or(i64::MAX) {
             return Err(SandboxError::invalid(
                 codes::INVALID_EXPIRATION,
-                format!("expiresAt: {requested}s from now exceeds the configured maximum of {max}s (server.max_sandbox_timeout_seconds)."),
+                format!(
+                    "expiresAt: {requested}s from now exceeds the configured maximum of {max}s (server.max_sandbox_timeout_seconds)."
+                ),
             ));
         }
         Ok(())
@@ -129,12 +188,18 @@ impl SandboxService {
                 None => metadata.remove(&key),
             };
         }
-        self.commit(Self::with_metadata(&record, metadata), false).await
+        self.commit(Self::with_metadata(&record, metadata), false)
+            .await
     }
 
     /// Where clients reach `port` of the sandbox. For a sandbox still being
     /// provisioned, waits (bounded) until the runtime can answer.
-    pub async fn endpoint(&self, id: &str, port: u16, options: EndpointOptions) -> Result<Endpoint, SandboxError> {
+    pub async fn endpoint(
+        &self,
+        id: &str,
+        port: u16,
+        options: EndpointOptions,
+    ) -> Result<Endpoint, SandboxError> {
         check_endpoint_options(options)?;
         let record = self.get(id)?;
         let mut changes = self.inner.registry.subscribe();
@@ -144,12 +209,18 @@ impl SandboxService {
             match self.inner.runtime.resolve_endpoint(&record.id, port).await {
                 Ok(resolved) => {
                     let headers = (!resolved.headers.is_empty()).then_some(resolved.headers);
-                    return Ok(Endpoint { endpoint: resolved.endpoint, headers });
+                    return Ok(Endpoint {
+                        endpoint: resolved.endpoint,
+                        headers,
+                    });
                 }
                 Err(RuntimeError::NotReady(_)) if state == SandboxState::Pending => {
                     let wait = tokio::time::timeout_at(deadline, changes.changed()).await;
                     if wait.is_err() {
-                        return Err(self.endpoint_error(&record, RuntimeError::NotReady("still provisioning".to_owned())));
+                        return Err(self.endpoint_error(
+                            &record,
+                            RuntimeError::NotReady("still provisioning".to_owned()),
+                        ));
                     }
                 }
                 Err(RuntimeError::NotFound { .. }) => return Err(self.not_found(id)),
@@ -176,7 +247,10 @@ fn check_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), SandboxEr
         if labels::is_reserved(key) {
             problems.push(Problem::new(
                 codes::RESERVED_METADATA_LABEL,
-                format!("Metadata key {key:?} is reserved ({} prefix).", labels::RESERVED_PREFIX),
+                format!(
+                    "Metadata key {key:?} is reserved ({} prefix).",
+                    labels::RESERVED_PREFIX
+                ),
             ));
             continue;
         }
@@ -188,7 +262,11 @@ fn check_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), SandboxEr
             problems.push(Problem::new(codes::INVALID_METADATA_LABEL, message));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(SandboxError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SandboxError::Invalid(problems))
+    }
 }
 
 fn check_endpoint_options(options: EndpointOptions) -> Result<(), SandboxError> {

@@ -51,7 +51,9 @@ pub fn parse_gpu(text: &str) -> Result<Option<super::model::GpuRequest>, String>
     match value.parse::<u32>() {
         Ok(0) => Ok(None),
         Ok(n) => Ok(Some(GpuRequest::Count(n))),
-        Err(_) => Err(format!("{text:?} is not a GPU count; use a whole number or \"all\"")),
+        Err(_) => Err(format!(
+            "{text:?} is not a GPU count; use a whole number or \"all\""
+        )),
     }
 }
 

@@ -71,7 +71,11 @@ impl ListQuery {
     /// Filters, sorts (newest first) and paginates.
     pub fn apply(&self, records: Vec<Arc<SandboxRecord>>) -> ListSandboxesResponse {
         let mut matching: Vec<_> = records.into_iter().filter(|r| self.matches(r)).collect();
-        matching.sort_unstable_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        matching.sort_unstable_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
         let total_items = matching.len() as u64;
         let size = u64::from(self.page_size);
         let total_pages = total_items.div_ceil(size);
@@ -97,7 +101,10 @@ impl ListQuery {
     fn matches(&self, record: &SandboxRecord) -> bool {
         !self.matches_nothing
             && (self.states.is_empty() || self.states.contains(&record.status.state))
-            && self.metadata.iter().all(|(k, v)| record.metadata.get(k) == Some(v))
+            && self
+                .metadata
+                .iter()
+                .all(|(k, v)| record.metadata.get(k) == Some(v))
     }
 }
 
@@ -108,7 +115,9 @@ pub fn parse_metadata_filter(text: &str) -> Result<BTreeMap<String, String>, Pro
         if !segment.contains('=') {
             return Err(Problem::new(
                 codes::INVALID_METADATA_FORMAT,
-                format!("metadata: invalid format, bad query field: {segment:?}; expected key=value pairs joined by '&'"),
+                format!(
+                    "metadata: invalid format, bad query field: {segment:?}; expected key=value pairs joined by '&'"
+                ),
             ));
         }
         for (key, value) in form_urlencoded::parse(segment.as_bytes()) {
@@ -145,7 +154,8 @@ mod tests {
 
     #[test]
     fn parses_the_encoded_metadata_filter() {
-        let q = ListQuery::parse(Some("metadata=team%3Dinfra%26project%3Dalpha%26note%3D")).unwrap();
+        let q =
+            ListQuery::parse(Some("metadata=team%3Dinfra%26project%3Dalpha%26note%3D")).unwrap();
         let want: BTreeMap<_, _> = [("team", "infra"), ("project", "alpha"), ("note", "")]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -45,24 +45,34 @@ pub struct ReconcileReport {
 impl SandboxService {
     /// Loads the stored records, reconciles them with the runtime and re-arms
     /// every timer (sandboxes that expired while Sandgate was down are due at once).
-    pub async fn restore(&self, records: Vec<SandboxRecord>) -> Result<ReconcileReport, SandboxError> {
+    pub async fn restore(
+        &self,
+        records: Vec<SandboxRecord>,
+    ) -> Result<ReconcileReport, SandboxError> {
         for record in records {
             self.inner.registry.put(Arc::new(record));
         }
         let report = self.reconcile().await?;
         for record in self.inner.registry.all() {
-            self.inner.scheduler.set(&record.id, self.next_deadline(&record));
+            self.inner
+                .scheduler
+                .set(&record.id, self.next_deadline(&record));
         }
         Ok(report)
     }
 
     /// Compares the registry with the runtime's list and fixes differences.
     pub async fn reconcile(&self) -> Result<ReconcileReport, SandboxError> {
-        let listed = self.inner.runtime.list().await.map_err(|source| SandboxError::Runtime {
-            code: self.inner.codes.query_failed(),
-            action: "listing the runtime's sandboxes".to_owned(),
-            source,
-        })?;
+        let listed = self
+            .inner
+            .runtime
+            .list()
+            .await
+            .map_err(|source| SandboxError::Runtime {
+                code: self.inner.codes.query_failed(),
+                action: "listing the runtime's sandboxes".to_owned(),
+                source,
+            })?;
         let mut observed: HashMap<SandboxId, RuntimeSandbox> =
             listed.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut report = ReconcileReport::default();
@@ -97,7 +107,8 @@ impl SandboxService {
             }
             (SandboxState::Terminated | SandboxState::Failed, _) => {}
             (SandboxState::Pending, Some(ObservedState::Running)) => {
-                self.correct(record, Transition::ObservedRunning, report).await?;
+                self.correct(record, Transition::ObservedRunning, report)
+                    .await?;
             }
             (SandboxState::Pending, _) if provisioning => {}
             (SandboxState::Pending, existing) => {
@@ -119,13 +130,15 @@ impl SandboxService {
         report: &mut ReconcileReport,
     ) -> Result<(), SandboxError> {
         let transition = match (record.status.state, observed) {
-            (SandboxState::Running, ObservedState::Running) | (SandboxState::Paused, ObservedState::Paused) => return Ok(()),
+            (SandboxState::Running, ObservedState::Running)
+            | (SandboxState::Paused, ObservedState::Paused) => return Ok(()),
             (_, ObservedState::Running) => Transition::ObservedRunning,
             (_, ObservedState::Paused) => Transition::ObservedPaused,
             (_, ObservedState::Creating) => return Ok(()),
             (_, ObservedState::Exited { code, oom_killed }) => {
                 let (transition, why, message) = exit_outcome(code, oom_killed);
-                let next = self.transition(record, transition, why, message, codes::INVALID_STATE)?;
+                let next =
+                    self.transition(record, transition, why, message, codes::INVALID_STATE)?;
                 report.corrected += 1;
                 return self.commit(next, true).await.map(|_| ());
             }
@@ -133,26 +146,46 @@ impl SandboxService {
         self.correct(record, transition, report).await
     }
 
-    async fn correct(&self, record: &Arc<SandboxRecord>, transition: Transition, report: &mut ReconcileReport) -> Result<(), SandboxError> {
+    async fn correct(
+        &self,
+        record: &Arc<SandboxRecord>,
+        transition: Transition,
+        report: &mut ReconcileReport,
+    ) -> Result<(), SandboxError> {
         let (why, message) = match transition {
-            Transition::ObservedPaused => (reason::PAUSED, "Sandbox is paused (found so by reconciliation)."),
-            _ => (reason::RUNNING, "Sandbox is running (found so by reconciliation)."),
+            Transition::ObservedPaused => (
+                reason::PAUSED,
+                "Sandbox is paused (found so by reconciliation).",
+            ),
+            _ => (
+                reason::RUNNING,
+                "Sandbox is running (found so by reconciliation).",
+            ),
         };
         let next = self.transition(record, transition, why, message, codes::INVALID_STATE)?;
         report.corrected += 1;
         self.commit(next, true).await.map(|_| ())
     }
 
-    async fn reprovision(&self, record: &Arc<SandboxRecord>, partially_created: bool, report: &mut ReconcileReport) -> Result<(), SandboxError> {
+    async fn reprovision(
+        &self,
+        record: &Arc<SandboxRecord>,
+        partially_created: bool,
+        report: &mut ReconcileReport,
+    ) -> Result<(), SandboxError> {
         if record.spec.needs_registry_auth {
             let message = "Provisioning was interrupted by a control-plane restart, and registry credentials are never stored; create the sandbox again.";
-            let next = self.transition(record, Transition::Fail, reason::PROVISIONING_ERROR, message, codes::INVALID_STATE)?;
+            let next = self.transition(
+                record,
+                Transition::Fail,
+                reason::PROVISIONING_ERROR,
+                message,
+                codes::INVALID_STATE,
+            )?;
             return self.commit(next, true).await.map(|_| ());
         }
-        if partially_created {
-            if let Err(error) = self.inner.runtime.delete(&record.id).await {
-                tracing::warn!(sandbox.id = %record.id, %error, "cannot clear a half-provisioned sandbox before retrying");
-            }
+        if partially_created && let Err(error) = self.inner.runtime.delete(&record.id).await {
+            tracing::warn!(sandbox.id = %record.id, %error, "cannot clear a half-provisioned sandbox before retrying");
         }
         report.reprovisioned += 1;
         tracing::info!(sandbox.id = %record.id, "restarting provisioning interrupted by a restart");
@@ -160,7 +193,11 @@ impl SandboxService {
         Ok(())
     }
 
-    async fn handle_orphan(&self, orphan: RuntimeSandbox, report: &mut ReconcileReport) -> Result<(), SandboxError> {
+    async fn handle_orphan(
+        &self,
+        orphan: RuntimeSandbox,
+        report: &mut ReconcileReport,
+    ) -> Result<(), SandboxError> {
         match self.inner.settings.orphan_policy {
             OrphanPolicy::Remove => {
                 report.removed += 1;
@@ -173,7 +210,9 @@ impl SandboxService {
             OrphanPolicy::Adopt => {
                 report.adopted += 1;
                 tracing::warn!(sandbox.id = %orphan.id, "adopting a runtime sandbox the state store does not know");
-                self.commit(adopted_record(orphan, self.inner.clock.now()), true).await.map(|_| ())
+                self.commit(adopted_record(orphan, self.inner.clock.now()), true)
+                    .await
+                    .map(|_| ())
             }
         }
     }
@@ -181,17 +220,35 @@ impl SandboxService {
 
 fn adopted_record(orphan: RuntimeSandbox, now: sandgate_shared::time::Timestamp) -> SandboxRecord {
     let (state, why, message) = match orphan.state {
-        ObservedState::Running => (SandboxState::Running, reason::ADOPTED, "Adopted from the runtime; it was running.".to_owned()),
-        ObservedState::Paused => (SandboxState::Paused, reason::ADOPTED, "Adopted from the runtime; it was paused.".to_owned()),
-        ObservedState::Creating => (SandboxState::Failed, reason::ADOPTED, "Adopted from the runtime before it had started.".to_owned()),
+        ObservedState::Running => (
+            SandboxState::Running,
+            reason::ADOPTED,
+            "Adopted from the runtime; it was running.".to_owned(),
+        ),
+        ObservedState::Paused => (
+            SandboxState::Paused,
+            reason::ADOPTED,
+            "Adopted from the runtime; it was paused.".to_owned(),
+        ),
+        ObservedState::Creating => (
+            SandboxState::Failed,
+            reason::ADOPTED,
+            "Adopted from the runtime before it had started.".to_owned(),
+        ),
         ObservedState::Exited { code, oom_killed } => {
             let (transition, why, message) = exit_outcome(code, oom_killed);
-            let state = if transition == Transition::ExitedCleanly { SandboxState::Terminated } else { SandboxState::Failed };
+            let state = if transition == Transition::ExitedCleanly {
+                SandboxState::Terminated
+            } else {
+                SandboxState::Failed
+            };
             (state, why, message)
         }
     };
     let spec = SandboxSpec {
-        source: Source::Image { uri: orphan.image.unwrap_or_else(|| "unknown".to_owned()) },
+        source: Source::Image {
+            uri: orphan.image.unwrap_or_else(|| "unknown".to_owned()),
+        },
         entrypoint: orphan.entrypoint,
         env: Default::default(),
         resources: Resources::default(),
@@ -207,7 +264,12 @@ fn adopted_record(orphan: RuntimeSandbox, now: sandgate_shared::time::Timestamp)
         id: orphan.id,
         spec: Arc::new(spec),
         metadata: orphan.metadata,
-        status: Status { state, reason: why.to_owned(), message, last_transition_at: now },
+        status: Status {
+            state,
+            reason: why.to_owned(),
+            message,
+            last_transition_at: now,
+        },
         created_at: orphan.created_at.unwrap_or(now),
         expires_at: orphan.expires_at,
     }

@@ -28,13 +28,18 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("len", &self.slots.read().len()).finish()
+        f.debug_struct("Registry")
+            .field("len", &self.slots.read().len())
+            .finish()
     }
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Self { slots: RwLock::default(), changes: watch::Sender::new(0) }
+        Self {
+            slots: RwLock::default(),
+            changes: watch::Sender::new(0),
+        }
     }
 }
 
@@ -55,7 +60,10 @@ impl Registry {
         match slots.get_mut(&record.id) {
             Some(slot) => slot.record = record,
             None => {
-                let slot = Slot { record: record.clone(), lock: Arc::default() };
+                let slot = Slot {
+                    record: record.clone(),
+                    lock: Arc::default(),
+                };
                 slots.insert(record.id.clone(), slot);
             }
         }
@@ -89,7 +97,11 @@ impl Registry {
 
     /// Every record (unordered).
     pub fn all(&self) -> Vec<Arc<SandboxRecord>> {
-        self.slots.read().values().map(|slot| slot.record.clone()).collect()
+        self.slots
+            .read()
+            .values()
+            .map(|slot| slot.record.clone())
+            .collect()
     }
 
     /// How many sandboxes are in each state.

@@ -181,7 +181,10 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     fn param(message: impl Into<String>) -> Self {
@@ -231,7 +234,9 @@ impl CreateSandboxBody {
         let env = env(self.env.unwrap_or_default(), &mut problems);
         let metadata = metadata(self.metadata.unwrap_or_default(), &mut problems);
         let platform = self.platform.and_then(|p| platform(p, &mut problems));
-        let network_policy = self.network_policy.and_then(|p| network_policy(p, &mut problems));
+        let network_policy = self
+            .network_policy
+            .and_then(|p| network_policy(p, &mut problems));
         if self.credential_proxy.is_some_and(|c| c.enabled) && network_policy.is_none() {
             problems.push(Problem::param(
                 "credentialProxy.enabled requires networkPolicy: the credential proxy runs in the egress sidecar",
@@ -254,19 +259,29 @@ impl CreateSandboxBody {
             timeout_seconds,
             needs_registry_auth: image_auth.is_some(),
         };
-        Ok(ValidCreate { spec, metadata, image_auth })
+        Ok(ValidCreate {
+            spec,
+            metadata,
+            image_auth,
+        })
     }
 }
 
 fn check_extensions(extensions: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
-    if extensions.get("poolRef").is_some_and(|p| !p.trim().is_empty()) {
+    if extensions
+        .get("poolRef")
+        .is_some_and(|p| !p.trim().is_empty())
+    {
         problems.push(Problem::new(
             codes::UNSUPPORTED_POOL_REF,
             "extensions.poolRef: pools are not supported by this runtime; create from an image instead",
         ));
     }
     if let Some(value) = extensions.get(RENEW_EXTEND_KEY) {
-        let ok = value.trim().parse::<u64>().is_ok_and(|s| (300..=86_400).contains(&s));
+        let ok = value
+            .trim()
+            .parse::<u64>()
+            .is_ok_and(|s| (300..=86_400).contains(&s));
         if !ok {
             problems.push(Problem::param(format!(
                 "extensions[{RENEW_EXTEND_KEY:?}]: {value:?} must be a whole number of seconds from 300 to 86400"
@@ -284,10 +299,23 @@ fn source(
     let snapshot_id = snapshot_id.filter(|s| !s.trim().is_empty());
     match (image, snapshot_id) {
         (Some(image), None) => {
-            let auth = image.auth.map(|a| RegistryAuth { username: a.username, password: a.password });
-            (Some(Source::Image { uri: image.uri.trim().to_owned() }), auth)
+            let auth = image.auth.map(|a| RegistryAuth {
+                username: a.username,
+                password: a.password,
+            });
+            (
+                Some(Source::Image {
+                    uri: image.uri.trim().to_owned(),
+                }),
+                auth,
+            )
         }
-        (None, Some(id)) => (Some(Source::Snapshot { id: id.trim().to_owned() }), None),
+        (None, Some(id)) => (
+            Some(Source::Snapshot {
+                id: id.trim().to_owned(),
+            }),
+            None,
+        ),
         (Some(_), Some(_)) => {
             problems.push(Problem::param(
                 "image and snapshotId: exactly one must be given, not both",
@@ -337,7 +365,11 @@ fn timeout(
         None | Some(serde_json::Value::Null) => return None,
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f.min(u64::MAX as f64) as u64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f.min(u64::MAX as f64) as u64)
+            })
             .ok_or_else(|| format!("timeout: {n} is not a whole, non-negative number of seconds")),
         Some(other) => Err(format!(
             "timeout: must be an integer number of seconds (at least 60) or null for manual cleanup, not {other}"
@@ -364,17 +396,26 @@ fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<Proble
         ));
         return Resources::default();
     };
-    let mut resources = Resources { raw, ..Resources::default() };
+    let mut resources = Resources {
+        raw,
+        ..Resources::default()
+    };
     let mut check = |key: &str, result: Result<(), String>| {
         if let Err(message) = result {
             problems.push(Problem::param(format!("resourceLimits.{key}: {message}")));
         }
     };
     if let Some(cpu) = resources.raw.get("cpu") {
-        check("cpu", quantity::parse_cpu_millis(cpu).map(|m| resources.cpu_millis = Some(m)));
+        check(
+            "cpu",
+            quantity::parse_cpu_millis(cpu).map(|m| resources.cpu_millis = Some(m)),
+        );
     }
     if let Some(memory) = resources.raw.get("memory") {
-        check("memory", quantity::parse_memory_bytes(memory).map(|b| resources.memory_bytes = Some(b)));
+        check(
+            "memory",
+            quantity::parse_memory_bytes(memory).map(|b| resources.memory_bytes = Some(b)),
+        );
     }
     if let Some(gpu) = resources.raw.get("gpu") {
         check("gpu", quantity::parse_gpu(gpu).map(|g| resources.gpu = g));
@@ -382,7 +423,10 @@ fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<Proble
     resources
 }
 
-fn env(env: BTreeMap<String, Option<String>>, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+fn env(
+    env: BTreeMap<String, Option<String>>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (key, value) in env {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
@@ -391,7 +435,9 @@ fn env(env: BTreeMap<String, Option<String>>, problems: &mut Vec<Problem>) -> BT
             )));
         } else if let Some(value) = value {
             if value.contains('\0') {
-                problems.push(Problem::param(format!("env.{key}: the value contains a NUL byte")));
+                problems.push(Problem::param(format!(
+                    "env.{key}: the value contains a NUL byte"
+                )));
             } else {
                 out.insert(key, value);
             }
@@ -400,7 +446,10 @@ fn env(env: BTreeMap<String, Option<String>>, problems: &mut Vec<Problem>) -> BT
     out
 }
 
-fn metadata(metadata: BTreeMap<String, String>, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+fn metadata(
+    metadata: BTreeMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
     for (key, value) in &metadata {
         let result = if labels::is_reserved(key) {
             Err(format!(
@@ -459,7 +508,11 @@ fn network_policy(body: NetworkPolicyBody, problems: &mut Vec<Problem>) -> Optio
         .and_then(|a| policy_action("networkPolicy.defaultAction", a, problems));
     let mut egress = Vec::new();
     for (i, rule) in body.egress.unwrap_or_default().into_iter().enumerate() {
-        let action = policy_action(&format!("networkPolicy.egress[{i}].action"), &rule.action, problems);
+        let action = policy_action(
+            &format!("networkPolicy.egress[{i}].action"),
+            &rule.action,
+            problems,
+        );
         let target = rule.target.trim();
         if target.is_empty() || target.contains(char::is_whitespace) {
             problems.push(Problem::param(format!(
@@ -467,10 +520,16 @@ fn network_policy(body: NetworkPolicyBody, problems: &mut Vec<Problem>) -> Optio
                 rule.target
             )));
         } else if let Some(action) = action {
-            egress.push(EgressRule { action, target: target.to_owned() });
+            egress.push(EgressRule {
+                action,
+                target: target.to_owned(),
+            });
         }
     }
-    (problems.len() == before).then_some(NetworkPolicy { default_action, egress })
+    (problems.len() == before).then_some(NetworkPolicy {
+        default_action,
+        egress,
+    })
 }
 
 /// Names already used, for duplicate detection.
@@ -489,6 +548,18 @@ pub(crate) fn pvc_backend(pvc: PvcBody) -> VolumeBackend {
 }
 
 /// A volume from its parts.
-pub(crate) fn volume(body_name: String, mount_path: String, read_only: bool, sub_path: Option<String>, backend: VolumeBackend) -> VolumeSpec {
-    VolumeSpec { name: body_name, mount_path, read_only, sub_path: sub_path.filter(|s| !s.is_empty()), backend }
+pub(crate) fn volume(
+    body_name: String,
+    mount_path: String,
+    read_only: bool,
+    sub_path: Option<String>,
+    backend: VolumeBackend,
+) -> VolumeSpec {
+    VolumeSpec {
+        name: body_name,
+        mount_path,
+        read_only,
+        sub_path: sub_path.filter(|s| !s.is_empty()),
+        backend,
+    }
 }

@@ -83,7 +83,9 @@ pub struct SandboxService {
 
 impl std::fmt::Debug for SandboxService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxService").field("sandboxes", &self.inner.registry.len()).finish()
+        f.debug_struct("SandboxService")
+            .field("sandboxes", &self.inner.registry.len())
+            .finish()
     }
 }
 
@@ -118,7 +120,9 @@ impl SandboxService {
             metrics: parts.metrics,
             provisioning: Mutex::default(),
         };
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The in-memory index (read-only use).
@@ -153,18 +157,29 @@ impl SandboxService {
 
     /// Validates and durably records a new sandbox, then provisions it in
     /// the background. Returns the `Pending` record.
-    pub async fn create(&self, body: CreateSandboxBody) -> Result<Arc<SandboxRecord>, SandboxError> {
-        let valid = body.validate(&self.inner.settings.rules).map_err(SandboxError::Invalid)?;
+    pub async fn create(
+        &self,
+        body: CreateSandboxBody,
+    ) -> Result<Arc<SandboxRecord>, SandboxError> {
+        let valid = body
+            .validate(&self.inner.settings.rules)
+            .map_err(SandboxError::Invalid)?;
         if let Source::Snapshot { id } = &valid.spec.source {
             return Err(SandboxError::SnapshotNotFound { id: id.clone() });
         }
-        self.inner.runtime.check_spec(&valid.spec).map_err(|source| SandboxError::Runtime {
-            code: crate::error::codes::INVALID_PARAMETER,
-            action: "checking the request against the runtime".to_owned(),
-            source,
-        })?;
+        self.inner
+            .runtime
+            .check_spec(&valid.spec)
+            .map_err(|source| SandboxError::Runtime {
+                code: crate::error::codes::INVALID_PARAMETER,
+                action: "checking the request against the runtime".to_owned(),
+                source,
+            })?;
         let now = self.inner.clock.now();
-        let expires_at = valid.spec.timeout_seconds.map(|s| self.inner.clock.after(Duration::from_secs(s)));
+        let expires_at = valid
+            .spec
+            .timeout_seconds
+            .map(|s| self.inner.clock.after(Duration::from_secs(s)));
         let record = SandboxRecord {
             id: SandboxId::generate(),
             spec: Arc::new(valid.spec),
@@ -204,21 +219,39 @@ impl SandboxService {
     }
 
     pub(super) fn not_found(&self, id: &str) -> SandboxError {
-        SandboxError::NotFound { code: self.inner.codes.not_found(), id: id.to_owned() }
+        SandboxError::NotFound {
+            code: self.inner.codes.not_found(),
+            id: id.to_owned(),
+        }
     }
 
     /// Takes the sandbox's operation lock and returns it with the current record.
-    pub(super) async fn lock(&self, id: &str) -> Result<(OwnedMutexGuard<()>, Arc<SandboxRecord>), SandboxError> {
+    pub(super) async fn lock(
+        &self,
+        id: &str,
+    ) -> Result<(OwnedMutexGuard<()>, Arc<SandboxRecord>), SandboxError> {
         let parsed: SandboxId = id.parse().map_err(|_| self.not_found(id))?;
-        let lock = self.inner.registry.lock_of(&parsed).ok_or_else(|| self.not_found(id))?;
+        let lock = self
+            .inner
+            .registry
+            .lock_of(&parsed)
+            .ok_or_else(|| self.not_found(id))?;
         let guard = lock.lock_owned().await;
-        let record = self.inner.registry.get(&parsed).ok_or_else(|| self.not_found(id))?;
+        let record = self
+            .inner
+            .registry
+            .get(&parsed)
+            .ok_or_else(|| self.not_found(id))?;
         Ok((guard, record))
     }
 
     /// Durably writes `record`, then publishes it. With `event`, the status
     /// change is appended to the sandbox's history.
-    pub(super) async fn commit(&self, record: SandboxRecord, event: bool) -> Result<Arc<SandboxRecord>, SandboxError> {
+    pub(super) async fn commit(
+        &self,
+        record: SandboxRecord,
+        event: bool,
+    ) -> Result<Arc<SandboxRecord>, SandboxError> {
         let history = event.then(|| StatusEvent {
             at: record.status.last_transition_at,
             state: record.status.state.to_string(),
@@ -228,7 +261,9 @@ impl SandboxService {
         self.inner.store.put(&record, history).await?;
         let record = Arc::new(record);
         self.inner.registry.put(record.clone());
-        self.inner.scheduler.set(&record.id, self.next_deadline(&record));
+        self.inner
+            .scheduler
+            .set(&record.id, self.next_deadline(&record));
         Ok(record)
     }
 
@@ -241,15 +276,16 @@ impl SandboxService {
         message: impl Into<String>,
         conflict_code: &'static str,
     ) -> Result<SandboxRecord, SandboxError> {
-        let to = state::next(record.status.state, transition).map_err(|_| SandboxError::Conflict {
-            code: conflict_code,
-            message: format!(
-                "Sandbox {} is {}; cannot {} it.",
-                record.id,
-                record.status.state,
-                verb(transition)
-            ),
-        })?;
+        let to =
+            state::next(record.status.state, transition).map_err(|_| SandboxError::Conflict {
+                code: conflict_code,
+                message: format!(
+                    "Sandbox {} is {}; cannot {} it.",
+                    record.id,
+                    record.status.state,
+                    verb(transition)
+                ),
+            })?;
         let mut next = record.clone();
         next.status = Status {
             state: to,
@@ -268,15 +304,26 @@ impl SandboxService {
             return None;
         }
         let failure_cleanup = failed_provisioning(record).then(|| {
-            let ttl = chrono::Duration::from_std(self.inner.settings.pending_failure_ttl).unwrap_or(chrono::Duration::MAX);
-            let at = record.status.last_transition_at.as_utc().checked_add_signed(ttl);
+            let ttl = chrono::Duration::from_std(self.inner.settings.pending_failure_ttl)
+                .unwrap_or(chrono::Duration::MAX);
+            let at = record
+                .status
+                .last_transition_at
+                .as_utc()
+                .checked_add_signed(ttl);
             Timestamp::from_utc(at.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC))
         });
-        [record.expires_at, failure_cleanup].into_iter().flatten().min()
+        [record.expires_at, failure_cleanup]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Provision request for a record (credentials are supplied separately).
-    pub(super) fn provision_request(record: &SandboxRecord, image_auth: Option<crate::runtime::RegistryAuth>) -> ProvisionRequest {
+    pub(super) fn provision_request(
+        record: &SandboxRecord,
+        image_auth: Option<crate::runtime::RegistryAuth>,
+    ) -> ProvisionRequest {
         ProvisionRequest {
             id: record.id.clone(),
             spec: record.spec.clone(),
@@ -288,14 +335,21 @@ impl SandboxService {
     }
 
     /// Metadata replaced wholesale (used by PATCH after validation).
-    pub(super) fn with_metadata(record: &SandboxRecord, metadata: BTreeMap<String, String>) -> SandboxRecord {
-        SandboxRecord { metadata, ..record.clone() }
+    pub(super) fn with_metadata(
+        record: &SandboxRecord,
+        metadata: BTreeMap<String, String>,
+    ) -> SandboxRecord {
+        SandboxRecord {
+            metadata,
+            ..record.clone()
+        }
     }
 }
 
 /// Whether the record is a sandbox whose provisioning failed.
 pub(super) fn failed_provisioning(record: &SandboxRecord) -> bool {
-    record.status.state == SandboxState::Failed && record.status.reason == reason::PROVISIONING_ERROR
+    record.status.state == SandboxState::Failed
+        && record.status.reason == reason::PROVISIONING_ERROR
 }
 
 fn verb(transition: Transition) -> &'static str {

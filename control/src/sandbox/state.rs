@@ -136,12 +136,21 @@ mod tests {
                         assert_eq!(to, want, "{from} + {t:?}");
                         legal += 1;
                     }
-                    (Err(e), None) => assert_eq!(e, IllegalTransition { from, transition: t }),
+                    (Err(e), None) => assert_eq!(
+                        e,
+                        IllegalTransition {
+                            from,
+                            transition: t
+                        }
+                    ),
                     (got, want) => panic!("{from} + {t:?}: got {got:?}, want {want:?}"),
                 }
             }
         }
-        assert_eq!(legal, 33, "count of legal moves changed; update the diagram");
+        assert_eq!(
+            legal, 33,
+            "count of legal moves changed; update the diagram"
+        );
     }
 
     #[test]

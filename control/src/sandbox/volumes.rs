@@ -35,7 +35,10 @@ fn validate_one(
     if !seen.insert(body.name.clone()) {
         problems.push(Problem::new(
             codes::VOLUME_DUPLICATE_NAME,
-            format!("{field}.name: {:?} is used by an earlier volume; names must be unique", body.name),
+            format!(
+                "{field}.name: {:?} is used by an earlier volume; names must be unique",
+                body.name
+            ),
         ));
     } else if !is_dns_label(&body.name) {
         problems.push(Problem::new(
@@ -49,7 +52,10 @@ fn validate_one(
     if !body.mount_path.starts_with('/') {
         problems.push(Problem::new(
             codes::VOLUME_INVALID_MOUNT_PATH,
-            format!("{field}.mountPath: {:?} must be an absolute path", body.mount_path),
+            format!(
+                "{field}.mountPath: {:?} must be an absolute path",
+                body.mount_path
+            ),
         ));
     }
     if let Some(sub) = body.sub_path.as_deref() {
@@ -57,7 +63,13 @@ fn validate_one(
     }
     let backend = backend(&field, body.host, body.pvc, body.ossfs, rules, problems);
     let backend = backend.filter(|_| problems.len() == before)?;
-    Some(request::volume(body.name, body.mount_path, body.read_only, body.sub_path, backend))
+    Some(request::volume(
+        body.name,
+        body.mount_path,
+        body.read_only,
+        body.sub_path,
+        backend,
+    ))
 }
 
 fn check_sub_path(field: &str, sub: &str, problems: &mut Vec<Problem>) {
@@ -77,9 +89,14 @@ fn backend(
     rules: &CreateRules,
     problems: &mut Vec<Problem>,
 ) -> Option<VolumeBackend> {
-    let count = usize::from(host.is_some()) + usize::from(pvc.is_some()) + usize::from(ossfs.is_some());
+    let count =
+        usize::from(host.is_some()) + usize::from(pvc.is_some()) + usize::from(ossfs.is_some());
     if count != 1 {
-        let given = if count == 0 { "none was given" } else { "several were given" };
+        let given = if count == 0 {
+            "none was given"
+        } else {
+            "several were given"
+        };
         problems.push(Problem::new(
             codes::VOLUME_INVALID_BACKEND,
             format!("{field}: exactly one backend (host, pvc, ossfs) must be given, but {given}"),
@@ -106,7 +123,12 @@ fn backend(
 
 /// Lexical host-path rules and the allow-list (exact entry or below it).
 /// An empty allow-list rejects every host path.
-fn check_host_path(field: &str, path: &str, allowed: &[String], problems: &mut Vec<Problem>) -> bool {
+fn check_host_path(
+    field: &str,
+    path: &str,
+    allowed: &[String],
+    problems: &mut Vec<Problem>,
+) -> bool {
     let lexical_ok = path.starts_with('/')
         && !path.contains("//")
         && !path.split('/').any(|s| s == ".." || s == ".")
@@ -137,26 +159,54 @@ fn check_host_path(field: &str, path: &str, allowed: &[String], problems: &mut V
     true
 }
 
-fn check_ossfs(field: &str, o: request::OssfsBody, problems: &mut Vec<Problem>) -> Option<VolumeBackend> {
+fn check_ossfs(
+    field: &str,
+    o: request::OssfsBody,
+    problems: &mut Vec<Problem>,
+) -> Option<VolumeBackend> {
     let before = problems.len();
     let bucket_ok = (3..=63).contains(&o.bucket.len()) && is_dns_label(&o.bucket);
     if !bucket_ok {
-        problems.push(Problem::new(codes::VOLUME_INVALID_OSSFS_BUCKET, format!("{field}.ossfs.bucket: {:?} must be 3-63 lowercase letters, digits or '-'", o.bucket)));
+        problems.push(Problem::new(
+            codes::VOLUME_INVALID_OSSFS_BUCKET,
+            format!(
+                "{field}.ossfs.bucket: {:?} must be 3-63 lowercase letters, digits or '-'",
+                o.bucket
+            ),
+        ));
     }
     if o.endpoint.trim().is_empty() || o.endpoint.contains(char::is_whitespace) {
-        problems.push(Problem::new(codes::VOLUME_INVALID_OSSFS_ENDPOINT, format!("{field}.ossfs.endpoint: must be a non-empty host name without spaces")));
+        problems.push(Problem::new(
+            codes::VOLUME_INVALID_OSSFS_ENDPOINT,
+            format!("{field}.ossfs.endpoint: must be a non-empty host name without spaces"),
+        ));
     }
     let version = o.version.unwrap_or_else(|| "2.0".to_owned());
     if version != "1.0" && version != "2.0" {
-        problems.push(Problem::new(codes::VOLUME_INVALID_OSSFS_VERSION, format!("{field}.ossfs.version: {version:?} must be \"1.0\" or \"2.0\"")));
+        problems.push(Problem::new(
+            codes::VOLUME_INVALID_OSSFS_VERSION,
+            format!("{field}.ossfs.version: {version:?} must be \"1.0\" or \"2.0\""),
+        ));
     }
     let options = o.options.unwrap_or_default();
-    if options.iter().any(|opt| opt.is_empty() || opt.starts_with('-') || opt.contains([';', '&', '|', '`', '$', '(', ')', '<', '>', '\n', '\r'])) {
+    if options.iter().any(|opt| {
+        opt.is_empty()
+            || opt.starts_with('-')
+            || opt.contains([';', '&', '|', '`', '$', '(', ')', '<', '>', '\n', '\r'])
+    }) {
         problems.push(Problem::new(codes::VOLUME_INVALID_OSSFS_OPTION, format!("{field}.ossfs.options: each option must be non-empty, must not start with '-' and must not contain shell metacharacters")));
     }
     let has = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
     if !has(&o.access_key_id) || !has(&o.access_key_secret) {
-        problems.push(Problem::new(codes::VOLUME_INVALID_OSSFS_CREDENTIALS, format!("{field}.ossfs: accessKeyId and accessKeySecret are both required")));
+        problems.push(Problem::new(
+            codes::VOLUME_INVALID_OSSFS_CREDENTIALS,
+            format!("{field}.ossfs: accessKeyId and accessKeySecret are both required"),
+        ));
     }
-    (problems.len() == before).then_some(VolumeBackend::Ossfs { bucket: o.bucket, endpoint: o.endpoint, version, options })
+    (problems.len() == before).then_some(VolumeBackend::Ossfs {
+        bucket: o.bucket,
+        endpoint: o.endpoint,
+        version,
+        options,
+    })
 }

@@ -1,0 +1,906 @@
+//! Handler tests: every route on `/` and `/v1`, every validation rule and
+//! every error code that applies, against the fake runtime.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::{Knobs, PREFIXES, TestApp, body, body_with, body_without};
+use sandgate_control::runtime::fake::Op;
+use serde_json::{Value, json};
+
+async fn app() -> TestApp {
+    TestApp::start(Knobs::default()).await
+}
+
+#[tokio::test]
+async fn create_answers_202_pending_then_runs() {
+    let app = TestApp::start(Knobs {
+        provision_latency: Duration::from_millis(50),
+        ..Knobs::default()
+    })
+    .await;
+    for prefix in PREFIXES {
+        let (status, created) = app
+            .call(Method::POST, &format!("{prefix}/sandboxes"), Some(body()))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(created["status"]["state"], "Pending");
+        assert_eq!(
+            created["entrypoint"],
+            json!(["python", "-m", "http.server"])
+        );
+        assert_eq!(created["metadata"], json!({"team": "infra"}));
+        assert!(created["createdAt"].as_str().unwrap().ends_with('Z'));
+        assert!(created["expiresAt"].as_str().unwrap().ends_with('Z'));
+        assert!(
+            created.get("image").is_none(),
+            "create response has no image"
+        );
+        let id = created["id"].as_str().unwrap();
+        let running = app.wait_state(id, "Running").await;
+        assert_eq!(running["image"], json!({"uri": "python:3.12"}));
+    }
+}
+
+#[tokio::test]
+async fn manual_cleanup_omits_expiry_and_unknown_fields_are_ignored() {
+    let app = app().await;
+    for timeout in [Value::Null, json!("__absent__")] {
+        let mut b = body_with("timeout", timeout.clone());
+        if timeout == json!("__absent__") {
+            b.as_object_mut().unwrap().remove("timeout");
+        }
+        b["futureField"] = json!({"x": 1});
+        let (status, created) = app.call(Method::POST, "/v1/sandboxes", Some(b)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+        assert!(created.get("expiresAt").is_none());
+    }
+}
+
+/// (body, expected code, message fragment)
+fn invalid_bodies() -> Vec<(Value, &'static str, &'static str)> {
+    let p = "SANDBOX::INVALID_PARAMETER";
+    let vol = |v: Value| body_with("volumes", json!([v]));
+    vec![
+        (body_with("timeout", json!(10)), p, "at least 60"),
+        (body_with("timeout", json!(0)), p, "at least 60"),
+        (body_with("timeout", json!(120.5)), p, "whole"),
+        (
+            body_with("timeout", json!("600")),
+            p,
+            "integer number of seconds",
+        ),
+        (
+            body_with("timeout", json!(86_401)),
+            p,
+            "configured maximum of 86400s",
+        ),
+        (body_with("timeout", json!(1e20)), p, "too large"),
+        (body_without("image"), p, "exactly one of image"),
+        (
+            body_with("image", json!({"uri": "  "})),
+            p,
+            "exactly one of image",
+        ),
+        (body_with("snapshotId", json!("snap-1")), p, "not both"),
+        (body_without("entrypoint"), p, "entrypoint: required"),
+        (
+            body_with("entrypoint", json!([])),
+            p,
+            "entrypoint: must be a non-empty list",
+        ),
+        (
+            body_without("resourceLimits"),
+            p,
+            "resourceLimits: required",
+        ),
+        (
+            body_with("resourceLimits", json!({"cpu": "fast"})),
+            p,
+            "resourceLimits.cpu",
+        ),
+        (
+            body_with("resourceLimits", json!({"memory": "12XB"})),
+            p,
+            "resourceLimits.memory",
+        ),
+        (
+            body_with("resourceLimits", json!({"gpu": "many"})),
+            p,
+            "resourceLimits.gpu",
+        ),
+        (
+            body_with("resourceLimits", json!({"cpu": 2})),
+            p,
+            "resourceLimits.cpu: invalid type",
+        ),
+        (
+            body_with("metadata", json!({"Bad Key": "v"})),
+            "SANDBOX::INVALID_METADATA_LABEL",
+            "Bad Key",
+        ),
+        (
+            body_with("metadata", json!({"opensandbox.io/id": "x"})),
+            "SANDBOX::INVALID_METADATA_LABEL",
+            "reserved prefix",
+        ),
+        (
+            body_with("metadata", json!({"k": "v".repeat(64)})),
+            "SANDBOX::INVALID_METADATA_LABEL",
+            "at most 63",
+        ),
+        (
+            body_with("platform", json!({"os": "darwin", "arch": "arm64"})),
+            p,
+            "platform.os",
+        ),
+        (
+            body_with("platform", json!({"os": "linux", "arch": "riscv"})),
+            p,
+            "platform.arch",
+        ),
+        (
+            body_with("env", json!({"A=B": "x"})),
+            p,
+            "env: variable name",
+        ),
+        (
+            body_with("networkPolicy", json!({"defaultAction": "block"})),
+            p,
+            "networkPolicy.defaultAction",
+        ),
+        (
+            body_with(
+                "networkPolicy",
+                json!({"egress": [{"action": "allow", "target": ""}]}),
+            ),
+            p,
+            "networkPolicy.egress[0].target",
+        ),
+        (
+            body_with("credentialProxy", json!({"enabled": true})),
+            p,
+            "credentialProxy.enabled requires networkPolicy",
+        ),
+        (
+            body_with("extensions", json!({"poolRef": "pool-a"})),
+            "SANDBOX::UNSUPPORTED_POOL_REF",
+            "poolRef",
+        ),
+        (
+            body_with("extensions", json!({"access.renew.extend.seconds": "299"})),
+            p,
+            "300 to 86400",
+        ),
+        (
+            body_with("extensions", json!({"access.renew.extend.seconds": "abc"})),
+            p,
+            "300 to 86400",
+        ),
+        (
+            body_with(
+                "volumes",
+                json!([
+            {"name": "a", "mountPath": "/a", "pvc": {"claimName": "c"}},
+            {"name": "a", "mountPath": "/b", "pvc": {"claimName": "c"}}]),
+            ),
+            "VOLUME::DUPLICATE_NAME",
+            "unique",
+        ),
+        (
+            vol(json!({"name": "Bad_Name", "mountPath": "/a", "pvc": {"claimName": "c"}})),
+            "VOLUME::INVALID_NAME",
+            "DNS label",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "rel", "pvc": {"claimName": "c"}})),
+            "VOLUME::INVALID_MOUNT_PATH",
+            "absolute",
+        ),
+        (
+            vol(
+                json!({"name": "a", "mountPath": "/a", "subPath": "x/../../y", "pvc": {"claimName": "c"}}),
+            ),
+            "VOLUME::INVALID_SUB_PATH",
+            "'..'",
+        ),
+        (
+            vol(
+                json!({"name": "a", "mountPath": "/a", "subPath": "/abs", "pvc": {"claimName": "c"}}),
+            ),
+            "VOLUME::INVALID_SUB_PATH",
+            "relative",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a"})),
+            "VOLUME::INVALID_BACKEND",
+            "none was given",
+        ),
+        (
+            vol(
+                json!({"name": "a", "mountPath": "/a", "host": {"path": "/data"}, "pvc": {"claimName": "c"}}),
+            ),
+            "VOLUME::INVALID_BACKEND",
+            "several",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "host": {"path": "/etc"}})),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+            "/data",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "host": {"path": "/data2"}})),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+            "allowed prefix",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "host": {"path": "/data/../etc"}})),
+            "VOLUME::INVALID_HOST_PATH",
+            "normalized",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "host": {"path": "relative"}})),
+            "VOLUME::INVALID_HOST_PATH",
+            "absolute",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "pvc": {"claimName": "Bad"}})),
+            "VOLUME::INVALID_PVC_NAME",
+            "claimName",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "ossfs": {"bucket": "b", "endpoint": "e"}})),
+            "VOLUME::INVALID_OSSFS_BUCKET",
+            "bucket",
+        ),
+        (
+            vol(
+                json!({"name": "a", "mountPath": "/a", "ossfs": {"bucket": "bucket", "endpoint": "e"}}),
+            ),
+            "VOLUME::INVALID_OSSFS_CREDENTIALS",
+            "accessKeyId",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_create_rule_is_a_400_naming_the_field() {
+    let app = app().await;
+    for prefix in PREFIXES {
+        for (bad, code, fragment) in invalid_bodies() {
+            let (status, error) = app
+                .call(
+                    Method::POST,
+                    &format!("{prefix}/sandboxes"),
+                    Some(bad.clone()),
+                )
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {error}");
+            assert_eq!(error["code"], code, "{bad} -> {error}");
+            assert!(
+                error["message"].as_str().unwrap().contains(fragment),
+                "{bad} -> {error}"
+            );
+            assert_eq!(
+                error.as_object().unwrap().len(),
+                2,
+                "envelope has exactly code and message"
+            );
+        }
+    }
+    let (_, list) = app.call(Method::GET, "/v1/sandboxes", None).await;
+    assert_eq!(
+        list["pagination"]["totalItems"], 0,
+        "nothing was created by invalid requests"
+    );
+    assert!(app.fake.calls().iter().all(|(op, _)| *op != Op::Provision));
+}
+
+#[tokio::test]
+async fn several_problems_are_reported_at_once() {
+    let app = app().await;
+    let bad = json!({"timeout": 5, "entrypoint": [], "resourceLimits": {"cpu": "x"}, "image": {"uri": "a"}});
+    let (status, error) = app.call(Method::POST, "/v1/sandboxes", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = error["message"].as_str().unwrap();
+    for fragment in ["timeout", "entrypoint", "resourceLimits.cpu"] {
+        assert!(message.contains(fragment), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_and_snapshots() {
+    let app = app().await;
+    let (status, error) = app.raw(Method::POST, "/v1/sandboxes", "{not json").await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("SANDBOX::INVALID_PARAMETER"))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{error}"
+    );
+    let (status, error) = app.raw(Method::POST, "/v1/sandboxes", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    let (status, error) = app.raw(Method::POST, "/v1/sandboxes", "[1]").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    let restore = json!({"snapshotId": "snap-404", "resourceLimits": {}});
+    let (status, error) = app.call(Method::POST, "/v1/sandboxes", Some(restore)).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("SNAPSHOT::NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn get_list_delete_on_both_prefixes() {
+    let app = app().await;
+    for prefix in PREFIXES {
+        let id = app.create(prefix, body()).await;
+        let (status, got) = app
+            .call(Method::GET, &format!("{prefix}/sandboxes/{id}"), None)
+            .await;
+        assert_eq!(
+            (status, got["id"].as_str()),
+            (StatusCode::OK, Some(id.as_str()))
+        );
+        let (status, none) = app
+            .call(Method::DELETE, &format!("{prefix}/sandboxes/{id}"), None)
+            .await;
+        assert_eq!((status, none), (StatusCode::NO_CONTENT, Value::Null));
+        assert!(
+            !app.fake.contains(&id.parse().unwrap()),
+            "the runtime removed it"
+        );
+        for (method, path) in [
+            (Method::GET, ""),
+            (Method::DELETE, ""),
+            (Method::POST, "/pause"),
+            (Method::POST, "/resume"),
+        ] {
+            let (status, error) = app
+                .call(
+                    method.clone(),
+                    &format!("{prefix}/sandboxes/{id}{path}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+            assert_eq!(error["code"], "DOCKER::SANDBOX_NOT_FOUND");
+        }
+    }
+    let (status, error) = app.call(Method::GET, "/v1/sandboxes/NOT_AN_ID", None).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("DOCKER::SANDBOX_NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn list_filters_sorts_and_paginates() {
+    let app = app().await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let team = if i % 2 == 0 { "infra" } else { "ml" };
+        ids.push(
+            app.create(
+                "/v1",
+                body_with("metadata", json!({"team": team, "n": i.to_string()})),
+            )
+            .await,
+        );
+    }
+    for id in &ids {
+        app.wait_state(id, "Running").await;
+    }
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/pause", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for prefix in PREFIXES {
+        let (_, page) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes?pageSize=3&page=2"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            page["pagination"],
+            json!({"page": 2, "pageSize": 3, "totalItems": 7, "totalPages": 3, "hasNextPage": true})
+        );
+        let newest_first: Vec<_> = ids.iter().rev().skip(3).take(3).map(|s| json!(s)).collect();
+        let got: Vec<_> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
+        assert_eq!(got, newest_first);
+        let (_, paused) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes?state=PAUSED&state=pending"),
+                None,
+            )
+            .await;
+        assert_eq!(paused["pagination"]["totalItems"], 1);
+        let (_, infra) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes?metadata=team%3Dinfra%26n%3D2"),
+                None,
+            )
+            .await;
+        assert_eq!(infra["pagination"]["totalItems"], 1);
+        assert_eq!(infra["items"][0]["id"], json!(ids[2]));
+        let (_, beyond) = app
+            .call(Method::GET, &format!("{prefix}/sandboxes?page=9"), None)
+            .await;
+        assert_eq!(
+            (
+                beyond["items"].as_array().unwrap().len(),
+                &beyond["pagination"]["hasNextPage"]
+            ),
+            (0, &json!(false))
+        );
+        let (_, unknown) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes?state=Sleeping"),
+                None,
+            )
+            .await;
+        assert_eq!(unknown["pagination"]["totalItems"], 0);
+    }
+    for (query, code) in [
+        ("metadata=team%3Dinfra%26broken", "INVALID_METADATA_FORMAT"),
+        ("pageSize=201", "SANDBOX::INVALID_PARAMETER"),
+        ("page=0", "SANDBOX::INVALID_PARAMETER"),
+        ("pageSize=abc", "SANDBOX::INVALID_PARAMETER"),
+    ] {
+        let (status, error) = app
+            .call(Method::GET, &format!("/v1/sandboxes?{query}"), None)
+            .await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn patch_metadata_merges_and_validates() {
+    let app = app().await;
+    let id = app
+        .create(
+            "/v1",
+            body_with("metadata", json!({"team": "infra", "old": "x"})),
+        )
+        .await;
+    for prefix in PREFIXES {
+        let uri = format!("{prefix}/sandboxes/{id}/metadata");
+        let (status, patched) = app
+            .call(
+                Method::PATCH,
+                &uri,
+                Some(json!({"team": "ml", "old": null, "missing": null, "new": ""})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{patched}");
+        assert_eq!(patched["metadata"], json!({"team": "ml", "new": ""}));
+        let (status, same) = app.call(Method::PATCH, &uri, Some(json!({}))).await;
+        assert_eq!(
+            (status, &same["metadata"]),
+            (StatusCode::OK, &json!({"team": "ml", "new": ""}))
+        );
+        for (bad, code) in [
+            (json!({"opensandbox.io/id": null}), "INVALID_METADATA_LABEL"),
+            (json!({"Bad Key": "v"}), "SANDBOX::INVALID_METADATA_LABEL"),
+            (json!({"k": "bad value"}), "SANDBOX::INVALID_METADATA_LABEL"),
+            (json!({"k": 5}), "SANDBOX::INVALID_PARAMETER"),
+            (json!(["k"]), "SANDBOX::INVALID_PARAMETER"),
+        ] {
+            let (status, error) = app.call(Method::PATCH, &uri, Some(bad.clone())).await;
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(code)),
+                "{bad}"
+            );
+        }
+        app.call(
+            Method::PATCH,
+            &uri,
+            Some(json!({"team": "infra", "new": null})),
+        )
+        .await;
+    }
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            "/v1/sandboxes/nope/metadata",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pause_and_resume_follow_the_state_machine() {
+    let app = TestApp::start(Knobs {
+        provision_latency: Duration::from_millis(300),
+        ..Knobs::default()
+    })
+    .await;
+    let id = app.create("/v1", body()).await;
+    let (status, error) = app
+        .call(Method::POST, &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::CONFLICT, Some("DOCKER::SANDBOX_NOT_RUNNING")),
+        "pending"
+    );
+    app.wait_state(&id, "Running").await;
+    for prefix in PREFIXES {
+        let uri = |op: &str| format!("{prefix}/sandboxes/{id}/{op}");
+        let (status, error) = app.call(Method::POST, &uri("resume"), None).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::CONFLICT, Some("DOCKER::SANDBOX_NOT_PAUSED"))
+        );
+        let (status, none) = app.call(Method::POST, &uri("pause"), None).await;
+        assert_eq!((status, none), (StatusCode::ACCEPTED, Value::Null));
+        app.wait_state(&id, "Paused").await;
+        let (status, error) = app.call(Method::POST, &uri("pause"), None).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::CONFLICT, Some("DOCKER::SANDBOX_NOT_RUNNING")),
+            "paused twice"
+        );
+        let (status, _) = app.call(Method::POST, &uri("resume"), None).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        app.wait_state(&id, "Running").await;
+    }
+    app.fake.fail_next(Op::Pause, "freezer busy");
+    let (status, error) = app
+        .call(Method::POST, &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("DOCKER::SANDBOX_PAUSE_FAILED")
+        )
+    );
+    assert!(error["message"].as_str().unwrap().contains("freezer busy"));
+    let state = app.wait_state(&id, "Running").await;
+    assert!(
+        state["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Pause failed")
+    );
+    app.call(Method::POST, &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    app.fake.fail_next(Op::Resume, "thaw failed");
+    let (status, error) = app
+        .call(Method::POST, &format!("/v1/sandboxes/{id}/resume"), None)
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("DOCKER::SANDBOX_RESUME_FAILED")
+        )
+    );
+    app.wait_state(&id, "Paused").await;
+}
+
+#[tokio::test]
+async fn renew_expiration_rules() {
+    let app = app().await;
+    let id = app.create("/v1", body()).await;
+    let manual = app.create("/v1", body_with("timeout", Value::Null)).await;
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    for prefix in PREFIXES {
+        let uri = format!("{prefix}/sandboxes/{id}/renew-expiration");
+        let (status, renewed) = app
+            .call(Method::POST, &uri, Some(json!({"expiresAt": later})))
+            .await;
+        assert_eq!(
+            (status, renewed["expiresAt"].as_str()),
+            (StatusCode::OK, Some(later.as_str())),
+            "{renewed}"
+        );
+        let (_, got) = app
+            .call(Method::GET, &format!("{prefix}/sandboxes/{id}"), None)
+            .await;
+        assert_eq!(got["expiresAt"].as_str(), Some(later.as_str()));
+        let (status, error) = app
+            .call(
+                Method::POST,
+                &uri,
+                Some(json!({"expiresAt": "2001-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("DOCKER::INVALID_EXPIRATION"))
+        );
+        let too_far = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+        let (status, error) = app
+            .call(Method::POST, &uri, Some(json!({"expiresAt": too_far})))
+            .await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("DOCKER::INVALID_EXPIRATION")),
+            "{error}"
+        );
+        for bad in [json!({"expiresAt": "not-a-datetime"}), json!({})] {
+            let (status, error) = app.call(Method::POST, &uri, Some(bad)).await;
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("SANDBOX::INVALID_PARAMETER")),
+                "{error}"
+            );
+        }
+        let manual_uri = format!("{prefix}/sandboxes/{manual}/renew-expiration");
+        let (status, error) = app
+            .call(Method::POST, &manual_uri, Some(json!({"expiresAt": later})))
+            .await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::CONFLICT, Some("DOCKER::INVALID_EXPIRATION"))
+        );
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not have automatic expiration enabled")
+        );
+        let (status, _) = app
+            .call(
+                Method::POST,
+                &format!("{prefix}/sandboxes/nope/renew-expiration"),
+                Some(json!({"expiresAt": later})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn endpoints_answer_for_pending_sandboxes_and_check_input() {
+    let app = TestApp::start(Knobs {
+        provision_latency: Duration::from_millis(200),
+        ..Knobs::default()
+    })
+    .await;
+    for prefix in PREFIXES {
+        let id = app.create(prefix, body()).await;
+        for port in [44772, 18080, 8080] {
+            let (status, endpoint) = app
+                .call(
+                    Method::GET,
+                    &format!("{prefix}/sandboxes/{id}/endpoints/{port}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{endpoint}");
+            assert_eq!(endpoint, json!({"endpoint": format!("127.0.0.1:{port}")}));
+        }
+        let cases = [
+            ("0", "DOCKER::INVALID_PORT"),
+            ("65536", "DOCKER::INVALID_PORT"),
+            ("abc", "SANDBOX::INVALID_PARAMETER"),
+            (
+                "8080?use_server_proxy=true&expires=2000000000",
+                "SANDBOX::INVALID_PARAMETER",
+            ),
+            ("8080?expires=2000000000", "SANDBOX::API_NOT_SUPPORTED"),
+            ("8080?expires=soon", "SANDBOX::INVALID_PARAMETER"),
+            ("8080?use_server_proxy=maybe", "SANDBOX::INVALID_PARAMETER"),
+        ];
+        for (tail, code) in cases {
+            let (status, error) = app
+                .call(
+                    Method::GET,
+                    &format!("{prefix}/sandboxes/{id}/endpoints/{tail}"),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(code)),
+                "{tail}: {error}"
+            );
+        }
+        let (status, _) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes/nope/endpoints/8080"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn provisioning_failures_end_failed_with_the_reason() {
+    let app = app().await;
+    let id = app
+        .create(
+            "/v1",
+            body_with("image", json!({"uri": "fake/fail: image not found"})),
+        )
+        .await;
+    let failed = app.wait_state(&id, "Failed").await;
+    assert_eq!(failed["status"]["reason"], "PROVISIONING_ERROR");
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image not found"),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
+async fn runtime_reported_exits_and_removals_show_up() {
+    let app = app().await;
+    let ids: Vec<String> = futures_join(&app, 3).await;
+    app.fake.exit(&ids[0].parse().unwrap(), 0, false);
+    app.fake.exit(&ids[1].parse().unwrap(), 137, true);
+    app.fake.remove_behind_back(&ids[2].parse().unwrap());
+    let done = app.wait_state(&ids[0], "Terminated").await;
+    assert_eq!(done["status"]["reason"], "CONTAINER_EXITED");
+    let oom = app.wait_state(&ids[1], "Failed").await;
+    assert_eq!(oom["status"]["reason"], "CONTAINER_OOM_KILLED");
+    assert!(oom["status"]["message"].as_str().unwrap().contains("137"));
+    let lost = app.wait_state(&ids[2], "Failed").await;
+    assert_eq!(lost["status"]["reason"], "RUNTIME_LOST");
+}
+
+async fn futures_join(app: &TestApp, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let id = app.create("/v1", body()).await;
+        app.wait_state(&id, "Running").await;
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn api_key_is_required_except_on_public_paths() {
+    let app = TestApp::start(Knobs {
+        api_key: Some("s3cret".to_owned()),
+        ..Knobs::default()
+    })
+    .await;
+    for prefix in PREFIXES {
+        for (method, path) in [
+            (Method::GET, "/sandboxes"),
+            (Method::POST, "/sandboxes"),
+            (Method::DELETE, "/sandboxes/x"),
+            (Method::POST, "/sandboxes/x/pause"),
+        ] {
+            let uri = format!("{prefix}{path}");
+            let (status, headers, error) = app.call_with(method.clone(), &uri, None, &[]).await;
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("MISSING_API_KEY")),
+                "{uri}"
+            );
+            assert!(headers.contains_key("x-request-id"));
+            let (status, _, error) = app
+                .call_with(method, &uri, None, &[("OPEN-SANDBOX-API-KEY", "wrong")])
+                .await;
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("INVALID_API_KEY"))
+            );
+        }
+        let (status, _, _) = app
+            .call_with(
+                Method::GET,
+                &format!("{prefix}/sandboxes"),
+                None,
+                &[("open-sandbox-api-key", "s3cret")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, health) = app.call_with(Method::GET, "/health", None, &[]).await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("healthy"))
+    );
+    let (status, _, _) = app.call_with(Method::GET, "/v1/health", None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "/v1/health is not public");
+    let (status, _, _) = app.call_with(Method::GET, "/metrics", None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, headers, _) = app
+        .call_with(
+            Method::OPTIONS,
+            "/v1/sandboxes",
+            None,
+            &[
+                ("Origin", "https://app.example"),
+                ("Access-Control-Request-Method", "POST"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "CORS pre-flight is answered before auth"
+    );
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+}
+
+#[tokio::test]
+async fn request_ids_health_metrics_and_unknown_routes() {
+    let app = app().await;
+    let (_, headers, _) = app
+        .call_with(
+            Method::GET,
+            "/health",
+            None,
+            &[("X-Request-ID", " abc-123 ")],
+        )
+        .await;
+    assert_eq!(headers["x-request-id"], "abc-123");
+    let (status, headers, error) = app
+        .call_with(Method::GET, "/v1/nothing-here", None, &[])
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("GENERAL::NOT_FOUND"))
+    );
+    assert_eq!(
+        headers["x-request-id"].len(),
+        32,
+        "generated ids are 32 hex characters"
+    );
+    let (status, error) = app.call(Method::PUT, "/v1/sandboxes", None).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("GENERAL::METHOD_NOT_ALLOWED")
+        )
+    );
+    app.create("/v1", body()).await;
+    let (status, metrics) = app.call(Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains(
+            r#"sandgate_http_requests_total{route="/v1/sandboxes",method="POST",status="202"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("sandgate_sandboxes{state=") && text.contains("sandgate_expiry_timers 1"),
+        "{text}"
+    );
+}

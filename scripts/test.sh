@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command (README.md): every gate CI enforces, in order.
+# Prerequisites (.ci/run installs them on a fresh machine): Rust 1.95 with
+# cargo-nextest, cmake, a running Docker engine for the runtime tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+export SANDGATE_CONTROL_BIN="$target_dir/debug/sandgate-control"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build (the end-to-end tests run the real binaries)"
+cargo build --workspace --locked
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
+cargo test --workspace --locked --doc
+
+step "example configurations"
+for file in config/control*.toml; do
+    "$SANDGATE_CONTROL_BIN" --check-config "$file"
+done
+
+step "all gates passed"

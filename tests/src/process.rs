@@ -1,0 +1,246 @@
+//! [`ControlProcess`]: the real `sandgate-control` binary as a child process.
+//!
+//! Each instance owns a temporary directory holding the generated config,
+//! the SQLite store, the fake engine's state file and the process log
+//! (stdout and stderr, appended across restarts). The port is picked free
+//! once and kept, so a restart comes back on the same address.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+use crate::client::Api;
+use crate::poll::POLL_INTERVAL;
+
+/// How long the process may take to answer `GET /health` after spawning.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Environment variables that would change the generated configuration.
+const SCRUBBED_ENV: [&str; 4] = [
+    "OPENSANDBOX_SERVER_API_KEY",
+    "SANDBOX_CONFIG_PATH",
+    "PENDING_FAILURE_TTL",
+    "RUST_LOG",
+];
+
+/// What to put in the generated configuration.
+#[derive(Debug, Clone)]
+pub struct ControlOptions {
+    /// `sandgate.fake.provision_latency_ms`.
+    pub provision_latency_ms: u64,
+    /// Extra TOML appended verbatim (tables not otherwise written).
+    pub extra_toml: String,
+}
+
+impl Default for ControlOptions {
+    fn default() -> Self {
+        Self {
+            provision_latency_ms: 50,
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// A running (or killed) `sandgate-control`; killed on drop.
+#[derive(Debug)]
+pub struct ControlProcess {
+    dir: TempDir,
+    binary: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// The binary under test: `$SANDGATE_CONTROL_BIN`, else
+/// `<workspace>/target/debug/sandgate-control`. Fails, saying how to build
+/// it, when the file does not exist.
+pub fn control_binary() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os("SANDGATE_CONTROL_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sandgate-control"),
+    };
+    if !path.is_file() {
+        bail!(
+            "{} does not exist: run `cargo build -p sandgate-control` (or `cargo build --workspace`) before these tests, or set SANDGATE_CONTROL_BIN",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A path as a TOML basic string (JSON string escapes are valid TOML).
+fn toml_path(path: &Path) -> anyhow::Result<String> {
+    let text = path.to_str().context("temporary path is not UTF-8")?;
+    Ok(serde_json::to_string(text)?)
+}
+
+impl ControlProcess {
+    /// Writes the config, spawns the binary and waits until `/health` answers.
+    pub async fn start(options: ControlOptions) -> anyhow::Result<Self> {
+        let binary = control_binary()?;
+        let dir = tempfile::Builder::new().prefix("sandgate-e2e-").tempdir()?;
+        let mut process = Self {
+            dir,
+            binary,
+            port: free_port()?,
+            child: None,
+        };
+        process.write_config(&options)?;
+        process.spawn()?;
+        process.wait_healthy().await?;
+        Ok(process)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A fresh client for this server (its own connection pool).
+    pub fn api(&self) -> Api {
+        Api::new(self.base_url())
+    }
+
+    /// The temporary directory holding config, store, engine state and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The generated configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("control.toml")
+    }
+
+    /// The fake engine's state file (a JSON object keyed by sandbox id).
+    pub fn engine_state_path(&self) -> PathBuf {
+        self.dir().join("fake-engine.json")
+    }
+
+    /// The process log (stdout and stderr of every run).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir().join("control.log")
+    }
+
+    /// The child's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The last `lines` lines of the process log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown, nothing
+    /// flushed) and reaps it. Fails if it had already exited on its own.
+    pub fn kill_hard(&mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("the process is not running")?;
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the process had already exited ({status}); log:\n{}",
+                self.log_tail(40)
+            );
+        }
+        // `Child::kill` sends SIGKILL on Unix (the workspace forbids `unsafe`,
+        // so `libc::kill` cannot be called directly).
+        child.kill().context("sending SIGKILL")?;
+        let status = child.wait().context("reaping the killed process")?;
+        if status.signal() != Some(libc::SIGKILL) {
+            bail!("the process ended with {status}, not by SIGKILL");
+        }
+        Ok(status)
+    }
+
+    /// Starts the binary again with the same config, store and port, and
+    /// waits until `/health` answers. The process must have been stopped.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("restart: the process is still running; call kill_hard first");
+        }
+        self.spawn()?;
+        self.wait_healthy().await
+    }
+
+    fn write_config(&self, options: &ControlOptions) -> anyhow::Result<()> {
+        let text = format!(
+            "[server]\nhost = \"127.0.0.1\"\nport = {port}\n\n[runtime]\ntype = \"fake\"\n\n\
+             [store]\npath = {store}\n\n[sandgate.fake]\nprovision_latency_ms = {latency}\nstate_file = {engine}\n\n{extra}\n",
+            port = self.port,
+            store = toml_path(&self.dir().join("state.db"))?,
+            latency = options.provision_latency_ms,
+            engine = toml_path(&self.engine_state_path())?,
+            extra = options.extra_toml,
+        );
+        std::fs::write(self.config_path(), text).context("writing the config")
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--config")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(File::try_clone(&log)?))
+            .stderr(Stdio::from(log));
+        for name in SCRUBBED_ENV {
+            command.env_remove(name);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("spawning {}", self.binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let api = self.api();
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let child = self.child.as_mut().context("the process is not running")?;
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                bail!(
+                    "sandgate-control exited during startup ({status}); log:\n{}",
+                    self.log_tail(40)
+                );
+            }
+            if matches!(api.get("/health").await, Ok((200, _))) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "no answer on {}/health after {STARTUP_TIMEOUT:?}; log:\n{}",
+                    self.base_url(),
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+impl Drop for ControlProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
