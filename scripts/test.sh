@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build (the end-to-end tests run the real binaries)"
 cargo build --workspace --locked
 
+step "test images (local, no registry needed)"
+./scripts/build-test-images.sh
+
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc

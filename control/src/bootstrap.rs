@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::app::AppOptions;
 use crate::clock::Clock;
 use crate::config::{Config, OrphanPolicy as ConfigOrphanPolicy, RuntimeType};
+use crate::runtime::docker::{DockerRuntime, DockerSettings};
 use crate::runtime::fake::{FakeRuntime, FakeSettings};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::sandbox::reconcile::OrphanPolicy;
@@ -47,13 +48,38 @@ pub async fn runtime(config: &Config) -> Result<Arc<dyn Runtime>, RuntimeError> 
             };
             Ok(Arc::new(FakeRuntime::new(settings)?))
         }
-        RuntimeType::Docker => Err(RuntimeError::InvalidSpec {
-            code: crate::error::codes::API_NOT_SUPPORTED,
-            message: "runtime.type = \"docker\" is not available in this build yet; use runtime.type = \"fake\"".to_owned(),
-        }),
+        RuntimeType::Docker => Ok(Arc::new(
+            DockerRuntime::connect(docker_settings(config)).await?,
+        )),
         RuntimeType::Kubernetes => Err(RuntimeError::InvalidSpec {
             code: crate::error::codes::API_NOT_SUPPORTED,
             message: "runtime.type = \"kubernetes\" is not available in this build yet".to_owned(),
         }),
+    }
+}
+
+/// The Docker runtime settings the configuration describes.
+pub fn docker_settings(config: &Config) -> DockerSettings {
+    let docker = &config.docker;
+    let endpoint_host = match config.server.host.as_str() {
+        "0.0.0.0" | "::" | "" => docker
+            .host_ip
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".to_owned()),
+        host => host.to_owned(),
+    };
+    DockerSettings {
+        network_mode: docker.network_mode.clone(),
+        api_timeout: docker.api_timeout,
+        endpoint_host,
+        drop_capabilities: docker.drop_capabilities.clone(),
+        apparmor_profile: docker.apparmor_profile.clone(),
+        no_new_privileges: docker.no_new_privileges,
+        seccomp_profile: docker.seccomp_profile.clone(),
+        pids_limit: docker.pids_limit,
+        execd_image: config.runtime.execd_image.clone(),
+        allowed_host_paths: config.storage.allowed_host_paths.clone(),
+        stop_grace: config.sandgate.docker_stop_grace,
+        instance: config.sandgate.instance.clone(),
     }
 }

@@ -252,6 +252,10 @@ pub struct SandgateConfig {
     pub orphan_policy: OrphanPolicy,
     /// How long shutdown waits for in-flight work (default 30 s).
     pub shutdown_grace: Duration,
+    /// This control plane's name on a shared engine (default `default`).
+    pub instance: String,
+    /// Docker runtime: time between SIGTERM and SIGKILL on delete (default 3 s).
+    pub docker_stop_grace: Duration,
     /// `[sandgate.fake]`.
     pub fake: FakeConfig,
 }

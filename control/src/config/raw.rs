@@ -380,6 +380,10 @@ pub struct RawSandgate {
     pub orphan_policy: Option<String>,
     /// How long shutdown waits for in-flight work, at least 0 (default 30).
     pub shutdown_grace_seconds: Option<i64>,
+    /// Name of this control plane on a shared engine; it only sees runtime objects labelled with it (default `default`).
+    pub instance: Option<String>,
+    /// Docker runtime: seconds between SIGTERM and SIGKILL when a sandbox is deleted, at least 0 (default 3).
+    pub docker_stop_grace_seconds: Option<i64>,
     /// `[sandgate.fake]`: the in-memory runtime.
     #[serde(default)]
     pub fake: RawFake,

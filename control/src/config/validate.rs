@@ -390,7 +390,23 @@ fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> Sandgate
         raw.shutdown_grace_seconds,
         0,
     );
+    let stop_grace = p.at_least(
+        "sandgate.docker_stop_grace_seconds",
+        raw.docker_stop_grace_seconds,
+        0,
+    );
+    let instance = raw.instance.unwrap_or_else(|| "default".to_owned());
+    if crate::sandbox::labels::check_value("sandgate.instance", &instance).is_err()
+        || instance.is_empty()
+    {
+        p.push(
+            "sandgate.instance",
+            format!("{instance:?} must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+        );
+    }
     SandgateConfig {
+        instance,
+        docker_stop_grace: seconds(stop_grace.unwrap_or(3)),
         pending_failure_ttl: pending_failure_ttl(raw.pending_failure_ttl_seconds, env, p),
         orphan_policy: orphan_policy.unwrap_or(OrphanPolicy::Adopt),
         shutdown_grace: seconds(grace.unwrap_or(30)),

@@ -274,7 +274,7 @@ impl Runtime for FakeRuntime {
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<ObservedState, RuntimeError> {
         progress.report("Fake runtime: creating the sandbox.");
         self.enter(Op::Provision, Some(&request.id)).await?;
         let image = match &request.spec.source {
@@ -295,7 +295,7 @@ impl Runtime for FakeRuntime {
         let mut world = self.world.lock();
         world.sandboxes.insert(request.id.clone(), sandbox);
         self.persist(&world);
-        Ok(())
+        Ok(ObservedState::Running)
     }
 
     async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError> {

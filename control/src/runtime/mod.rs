@@ -5,6 +5,7 @@
 //! benchmarks and demos) and, in later modules, Docker and Kubernetes.
 //! Errors are classified by meaning in [`RuntimeError`], not by origin.
 
+pub mod docker;
 pub mod fake;
 
 use std::collections::BTreeMap;
@@ -190,8 +191,8 @@ pub enum RuntimeError {
     #[error("not ready: {0}")]
     NotReady(String),
     /// Any other engine failure.
-    #[error("{0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl RuntimeError {
@@ -220,13 +221,14 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Creates and starts the sandbox; returns once it runs.
-    /// Long steps report through `progress`.
+    /// Creates and starts the sandbox; returns what it observed right after
+    /// the start (normally `Running`; `Exited` when the entry process ended
+    /// at once). Long steps report through `progress`.
     async fn provision(
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
-    ) -> Result<(), RuntimeError>;
+    ) -> Result<ObservedState, RuntimeError>;
 
     /// Freezes a running sandbox.
     async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError>;

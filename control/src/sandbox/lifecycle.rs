@@ -12,7 +12,7 @@ use super::model::{SandboxRecord, reason};
 use super::service::{Provisioning, SandboxService, failed_provisioning};
 use super::state::Transition;
 use crate::error::codes;
-use crate::runtime::{Progress, RegistryAuth, RuntimeEvent};
+use crate::runtime::{ObservedState, Progress, RegistryAuth, RuntimeError, RuntimeEvent};
 use crate::ttl::Due;
 
 /// Why a sandbox is being deleted.
@@ -81,13 +81,36 @@ impl SandboxService {
         };
         self.inner.provisioning.lock().remove(&id);
         let Ok((_guard, record)) = guard else { return };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        let next = match result {
-            Ok(()) => {
+        if record.status.state != SandboxState::Pending {
+            // A runtime event (the process already exited) got there first.
+            return;
+        }
+        let elapsed = started.elapsed();
+        let next = self.provision_outcome(&record, result, elapsed);
+        if let Err(error) = self.commit_logged(next).await {
+            tracing::error!(sandbox.id = %id, %error, "cannot record the provisioning outcome");
+        }
+    }
+
+    fn provision_outcome(
+        &self,
+        record: &SandboxRecord,
+        result: Result<ObservedState, RuntimeError>,
+        elapsed: std::time::Duration,
+    ) -> Result<SandboxRecord, SandboxError> {
+        let id = &record.id;
+        let elapsed_ms = elapsed.as_millis() as u64;
+        match result {
+            Ok(ObservedState::Exited { code, oom_killed }) => {
+                let (transition, why, message) = exit_outcome(code, oom_killed);
+                tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, exit.code = code, "sandbox exited right after starting");
+                self.transition(record, transition, why, message, codes::INVALID_STATE)
+            }
+            Ok(_) => {
                 tracing::info!(sandbox.id = %id, duration_ms = elapsed_ms, "sandbox is running");
-                self.inner.metrics.provisioned(started.elapsed());
+                self.inner.metrics.provisioned(elapsed);
                 self.transition(
-                    &record,
+                    record,
                     Transition::Provisioned,
                     reason::RUNNING,
                     "Sandbox is running.",
@@ -98,16 +121,13 @@ impl SandboxService {
                 let message = format!("Provisioning failed: {}", crate::error::error_chain(&error));
                 tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, error = %message, "sandbox failed to provision");
                 self.transition(
-                    &record,
+                    record,
                     Transition::Fail,
                     reason::PROVISIONING_ERROR,
                     message,
                     codes::INVALID_STATE,
                 )
             }
-        };
-        if let Err(error) = self.commit_logged(next).await {
-            tracing::error!(sandbox.id = %id, %error, "cannot record the provisioning outcome");
         }
     }
 

@@ -6,7 +6,7 @@
 //!                            │  └────────────────┘                   │ resume
 //!                            └──────resumed────── Resuming ◀─────────┘
 //! Pending|Running|Paused|Terminated|Failed|Stopping ──stop──▶ Stopping ──stopped──▶ Terminated
-//! Running|Pausing|Paused|Resuming ──exited(0)──▶ Terminated
+//! Pending|Running|Pausing|Paused|Resuming ──exited(0)──▶ Terminated
 //! any ──fail──▶ Failed
 //! Pending|Pausing|Paused|Resuming ──observed running──▶ Running   (reconciliation)
 //! Running|Pausing|Resuming ──observed paused──▶ Paused            (reconciliation)
@@ -76,7 +76,7 @@ pub fn next(from: SandboxState, transition: Transition) -> Result<SandboxState, 
         (T::ResumeFailed, Resuming) => Paused,
         (T::BeginStop, Pending | Running | Paused | Terminated | Failed | Stopping) => Stopping,
         (T::Stopped, Stopping) => Terminated,
-        (T::ExitedCleanly, Running | Pausing | Paused | Resuming) => Terminated,
+        (T::ExitedCleanly, Pending | Running | Pausing | Paused | Resuming) => Terminated,
         (T::Fail, _) => Failed,
         (T::ObservedRunning, Pending | Pausing | Paused | Resuming) => Running,
         (T::ObservedPaused, Running | Pausing | Resuming) => Paused,
@@ -118,7 +118,7 @@ mod tests {
             (Resuming, T::ResumeFailed) => Paused,
             (Pending | Running | Paused | Terminated | Failed | Stopping, T::BeginStop) => Stopping,
             (Stopping, T::Stopped) => Terminated,
-            (Running | Pausing | Paused | Resuming, T::ExitedCleanly) => Terminated,
+            (Pending | Running | Pausing | Paused | Resuming, T::ExitedCleanly) => Terminated,
             (_, T::Fail) => Failed,
             (Pending | Pausing | Paused | Resuming, T::ObservedRunning) => Running,
             (Running | Pausing | Resuming, T::ObservedPaused) => Paused,
@@ -148,7 +148,7 @@ mod tests {
             }
         }
         assert_eq!(
-            legal, 33,
+            legal, 34,
             "count of legal moves changed; update the diagram"
         );
     }

@@ -2,6 +2,8 @@
 //! runtime with a temporary store, and a JSON request helper.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod docker;
+
 use std::sync::Arc;
 use std::time::Duration;
 

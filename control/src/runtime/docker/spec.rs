@@ -1,0 +1,240 @@
+//! Builds the container definition for a sandbox (pure: no engine calls).
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+
+use super::DockerSettings;
+use super::labels;
+use crate::runtime::ProvisionRequest;
+use crate::sandbox::model::{GpuRequest, Source};
+
+/// The bootstrap that starts execd and then the user's entrypoint.
+pub(super) const BOOTSTRAP: &str = "/opt/opensandbox/bootstrap.sh";
+
+/// The container name of a sandbox.
+pub(super) fn container_name(id: &sandgate_shared::ids::SandboxId) -> String {
+    format!("sandbox-{id}")
+}
+
+/// The full create body for `request`.
+pub(super) fn container_body(
+    request: &ProvisionRequest,
+    settings: &DockerSettings,
+    binds: Vec<String>,
+    managed_volumes: &[String],
+    with_execd: bool,
+) -> ContainerCreateBody {
+    let image = match &request.spec.source {
+        Source::Image { uri } => uri.clone(),
+        Source::Snapshot { id } => id.clone(),
+    };
+    let command = user_command(&request.spec.entrypoint);
+    let (entrypoint, cmd) = if with_execd {
+        (vec![BOOTSTRAP.to_owned()], Some(command))
+    } else {
+        (command, None)
+    };
+    let env = request
+        .spec
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    ContainerCreateBody {
+        image: Some(image),
+        entrypoint: Some(entrypoint),
+        cmd,
+        env: Some(env),
+        labels: Some(labels::for_sandbox(
+            request,
+            &settings.instance,
+            managed_volumes,
+        )),
+        host_config: Some(host_config(request, settings, binds)),
+        ..ContainerCreateBody::default()
+    }
+}
+
+fn host_config(
+    request: &ProvisionRequest,
+    settings: &DockerSettings,
+    binds: Vec<String>,
+) -> HostConfig {
+    let resources = &request.spec.resources;
+    HostConfig {
+        network_mode: Some(settings.network_mode.clone()),
+        binds: (!binds.is_empty()).then_some(binds),
+        cap_drop: Some(settings.drop_capabilities.clone()),
+        security_opt: Some(security_options(settings)),
+        pids_limit: settings.pids_limit,
+        nano_cpus: resources
+            .cpu_millis
+            .map(|m| i64::try_from(m.saturating_mul(1_000_000)).unwrap_or(i64::MAX)),
+        memory: resources
+            .memory_bytes
+            .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+        device_requests: resources.gpu.map(|gpu| vec![gpu_request(gpu)]),
+        ..HostConfig::default()
+    }
+}
+
+fn security_options(settings: &DockerSettings) -> Vec<String> {
+    let mut options = Vec::new();
+    if settings.no_new_privileges {
+        options.push("no-new-privileges:true".to_owned());
+    }
+    if let Some(profile) = &settings.apparmor_profile {
+        options.push(format!("apparmor={profile}"));
+    }
+    if let Some(profile) = &settings.seccomp_profile {
+        options.push(format!("seccomp={profile}"));
+    }
+    options
+}
+
+fn gpu_request(gpu: GpuRequest) -> DeviceRequest {
+    let count = match gpu {
+        GpuRequest::All => -1,
+        GpuRequest::Count(n) => i64::from(n),
+    };
+    DeviceRequest {
+        count: Some(count),
+        capabilities: Some(vec![vec!["gpu".to_owned()]]),
+        ..DeviceRequest::default()
+    }
+}
+
+/// The entrypoint as a process argv. A single element containing spaces
+/// (`["python app.py"]`) is split like a shell would, as OpenSandbox does.
+pub(super) fn user_command(entrypoint: &[String]) -> Vec<String> {
+    match entrypoint {
+        [only] if only.contains(char::is_whitespace) => shell_words(only),
+        _ => entrypoint.to_vec(),
+    }
+}
+
+/// Splits on unquoted whitespace, honouring '…', "…" and backslash escapes.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                if let Some(next) = chars.next() {
+                    word.get_or_insert_with(String::new).push(next);
+                }
+            }
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sandbox::model::{Resources, SandboxSpec};
+
+    fn request(entrypoint: &[&str]) -> ProvisionRequest {
+        let spec = SandboxSpec {
+            source: Source::Image {
+                uri: "python:3.12".to_owned(),
+            },
+            entrypoint: entrypoint.iter().map(|s| (*s).to_owned()).collect(),
+            env: BTreeMap::from([
+                ("A".to_owned(), "1".to_owned()),
+                ("EMPTY".to_owned(), String::new()),
+            ]),
+            resources: Resources {
+                cpu_millis: Some(500),
+                memory_bytes: Some(512 << 20),
+                gpu: Some(GpuRequest::Count(2)),
+                raw: BTreeMap::new(),
+            },
+            platform: None,
+            volumes: vec![],
+            network_policy: None,
+            secure_access: false,
+            extensions: BTreeMap::new(),
+            timeout_seconds: None,
+            needs_registry_auth: false,
+        };
+        ProvisionRequest {
+            id: "sbx-1".parse().unwrap(),
+            spec: Arc::new(spec),
+            metadata: BTreeMap::from([("team".to_owned(), "infra".to_owned())]),
+            image_auth: None,
+            created_at: sandgate_shared::time::Timestamp::parse("2030-01-01T00:00:00Z").unwrap(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn maps_limits_security_and_labels() {
+        let body = container_body(
+            &request(&["sleep", "1"]),
+            &DockerSettings::default(),
+            vec![],
+            &[],
+            false,
+        );
+        let host = body.host_config.unwrap();
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.memory, Some(536_870_912));
+        assert_eq!(host.pids_limit, Some(4096));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges:true".to_owned()])
+        );
+        assert!(host.cap_drop.unwrap().contains(&"NET_RAW".to_owned()));
+        let gpu = &host.device_requests.unwrap()[0];
+        assert_eq!(
+            (gpu.count, gpu.capabilities.clone()),
+            (Some(2), Some(vec![vec!["gpu".to_owned()]]))
+        );
+        assert_eq!(host.binds, None, "no binds key without volumes");
+        assert_eq!(body.env.unwrap(), vec!["A=1", "EMPTY="]);
+        let labels = body.labels.unwrap();
+        assert_eq!(labels["opensandbox.io/id"], "sbx-1");
+        assert_eq!(labels["opensandbox.io/manual-cleanup"], "true");
+        assert_eq!(labels["team"], "infra");
+        assert_eq!(labels["sandgate.io/image"], "python:3.12");
+        assert_eq!(body.entrypoint.unwrap(), vec!["sleep", "1"]);
+        assert_eq!(body.cmd, None);
+    }
+
+    #[test]
+    fn execd_wraps_the_user_command() {
+        let body = container_body(
+            &request(&["python app.py"]),
+            &DockerSettings::default(),
+            vec![],
+            &[],
+            true,
+        );
+        assert_eq!(body.entrypoint.unwrap(), vec![BOOTSTRAP]);
+        assert_eq!(body.cmd.unwrap(), vec!["python", "app.py"]);
+    }
+
+    #[test]
+    fn splits_single_element_entrypoints_like_a_shell() {
+        assert_eq!(
+            shell_words(r#"python -c "print('a b')" x\ y"#),
+            vec!["python", "-c", "print('a b')", "x y"]
+        );
+        assert_eq!(shell_words("  a   ''  b "), vec!["a", "", "b"]);
+        assert_eq!(user_command(&["one".to_owned()]), vec!["one"]);
+    }
+}

@@ -1,0 +1,457 @@
+//! Integration tests against the real Docker engine (started by `.ci/run`),
+//! with the images from `scripts/build-test-images.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::docker::{DockerApp, EXECD, busybox, docker, http_get, wait_http};
+use serde_json::{Value, json};
+
+const HTTPD: [&str; 6] = ["httpd", "-f", "-p", "8080", "-h", "/www"];
+
+async fn endpoint(app: &DockerApp, id: &str, port: u16) -> String {
+    let (status, body) = app
+        .app
+        .call(
+            Method::GET,
+            &format!("/v1/sandboxes/{id}/endpoints/{port}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["endpoint"].as_str().unwrap().to_owned()
+}
+
+fn container(id: &str) -> String {
+    format!("sandbox-{id}")
+}
+
+async fn wait_gone_from_engine(id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("name=^{}$", container(id)),
+    ])
+    .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "container of {id} was not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn bridge_lifecycle_serves_http_pauses_and_deletes() {
+    let app = DockerApp::start(|_| {}).await;
+    let id = app.app.create("/v1", busybox(&HTTPD)).await;
+    let address = endpoint(&app, &id, 8080).await;
+    let (status, body) = wait_http(&address, "/").await;
+    assert_eq!((status, body.trim()), (200, "hello from sandgate-test"));
+    let running = app.app.wait_state(&id, "Running").await;
+    assert_eq!(
+        running["image"],
+        json!({"uri": "sandgate-test/busybox:latest"})
+    );
+
+    let (status, _) = app
+        .app
+        .call(Method::POST, &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Paused}}", &container(&id)]),
+        "true"
+    );
+    assert!(
+        http_get(&address, "/").await.is_err(),
+        "a paused sandbox does not answer"
+    );
+    let (status, _) = app
+        .app
+        .call(Method::POST, &format!("/v1/sandboxes/{id}/resume"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        wait_http(&address, "/").await.0,
+        200,
+        "resume brings it back"
+    );
+
+    let (status, _) = app
+        .app
+        .call(Method::DELETE, &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    wait_gone_from_engine(&id).await;
+}
+
+#[tokio::test]
+async fn host_network_lifecycle() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = DockerApp::start(|s| s.network_mode = "host".to_owned()).await;
+    let port_text = port.to_string();
+    let id = app
+        .app
+        .create(
+            "/v1",
+            busybox(&["httpd", "-f", "-p", &port_text, "-h", "/www"]),
+        )
+        .await;
+    let address = endpoint(&app, &id, port).await;
+    assert_eq!(address, format!("127.0.0.1:{port}"));
+    app.app.wait_state(&id, "Running").await;
+    assert_eq!(wait_http(&address, "/").await.0, 200);
+    let (status, _) = app
+        .app
+        .call(Method::DELETE, &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    wait_gone_from_engine(&id).await;
+}
+
+#[tokio::test]
+async fn limits_and_security_defaults_are_applied() {
+    let app = DockerApp::start(|_| {}).await;
+    let mut body = busybox(&["sleep", "600"]);
+    body["resourceLimits"] = json!({"cpu": "250m", "memory": "64Mi"});
+    body["env"] = json!({"GREETING": "hi", "EMPTY": ""});
+    let id = app.app.create("/v1", body).await;
+    app.app.wait_state(&id, "Running").await;
+    let format = "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.SecurityOpt}} {{.HostConfig.CapDrop}}";
+    let inspected = docker(&["inspect", "-f", format, &container(&id)]);
+    assert!(
+        inspected.starts_with(
+            "250000000 67108864 4096 [no-new-privileges:true] [AUDIT_WRITE MKNOD NET_ADMIN NET_RAW"
+        ),
+        "{inspected}"
+    );
+    let env = docker(&["inspect", "-f", "{{json .Config.Env}}", &container(&id)]);
+    assert!(
+        env.contains("\"GREETING=hi\"") && env.contains("\"EMPTY=\""),
+        "{env}"
+    );
+}
+
+#[tokio::test]
+async fn execd_is_injected_and_answers_through_the_endpoint() {
+    let app = DockerApp::start(|s| s.execd_image = Some(EXECD.to_owned())).await;
+    let id = app.app.create("/v1", busybox(&HTTPD)).await;
+    let execd = endpoint(&app, &id, 44772).await;
+    assert_eq!(wait_http(&execd, "/ping").await.0, 200);
+    let app_port = endpoint(&app, &id, 8080).await;
+    assert_eq!(
+        wait_http(&app_port, "/").await.0,
+        200,
+        "the user entrypoint runs after the bootstrap"
+    );
+    let entrypoint = docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Entrypoint}}",
+        &container(&id),
+    ]);
+    assert_eq!(entrypoint, r#"["/opt/opensandbox/bootstrap.sh"]"#);
+    let got = app.app.wait_state(&id, "Running").await;
+    assert_eq!(
+        got["entrypoint"],
+        json!(HTTPD),
+        "GET reports the user's entrypoint, not the bootstrap"
+    );
+}
+
+#[tokio::test]
+async fn a_crashing_entrypoint_ends_failed_with_its_exit_code() {
+    let app = DockerApp::start(|_| {}).await;
+    let id = app
+        .app
+        .create("/v1", busybox(&["sh", "-c", "sleep 0.3; exit 7"]))
+        .await;
+    let failed = app.app.wait_state(&id, "Failed").await;
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("code 7"),
+        "{failed}"
+    );
+    let done = app.app.create("/v1", busybox(&["true"])).await;
+    let terminated = app.app.wait_state(&done, "Terminated").await;
+    assert_eq!(terminated["status"]["reason"], "CONTAINER_EXITED");
+    let missing = app.app.create("/v1", busybox(&["/no/such/program"])).await;
+    let failed = app.app.wait_state(&missing, "Failed").await;
+    assert_eq!(failed["status"]["reason"], "PROVISIONING_ERROR", "{failed}");
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/program"),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
+async fn a_container_removed_by_hand_shows_up_within_a_second() {
+    let app = DockerApp::start(|_| {}).await;
+    let id = app.app.create("/v1", busybox(&["sleep", "600"])).await;
+    app.app.wait_state(&id, "Running").await;
+    docker(&["rm", "-f", &container(&id)]);
+    let started = tokio::time::Instant::now();
+    let failed = app.app.wait_state(&id, "Failed").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        failed["status"]["message"],
+        "Sandbox container exited with code 137."
+    );
+}
+
+#[tokio::test]
+async fn ttl_expiry_removes_the_container() {
+    let app = DockerApp::start(|_| {}).await;
+    let id = app.app.create("/v1", busybox(&["sleep", "600"])).await;
+    app.app.wait_state(&id, "Running").await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let (status, _) = app
+        .app
+        .call(
+            Method::POST,
+            &format!("/v1/sandboxes/{id}/renew-expiration"),
+            Some(json!({"expiresAt": soon})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_gone_from_engine(&id).await;
+    let (status, _) = app
+        .app
+        .call(Method::GET, &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_live_sandboxes_and_their_timers() {
+    let mut app = DockerApp::start(|_| {}).await;
+    let id = app.app.create("/v1", busybox(&HTTPD)).await;
+    app.app.wait_state(&id, "Running").await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
+    app.app
+        .call(
+            Method::POST,
+            &format!("/v1/sandboxes/{id}/renew-expiration"),
+            Some(json!({"expiresAt": soon})),
+        )
+        .await;
+    let keeper = app.app.create("/v1", busybox(&HTTPD)).await;
+    app.app.wait_state(&keeper, "Running").await;
+    app.restart().await;
+    assert_eq!(app.app.app.reconciled.lost, 0);
+    let address = endpoint(&app, &keeper, 8080).await;
+    assert_eq!(
+        wait_http(&address, "/").await.0,
+        200,
+        "live sandboxes keep running across a restart"
+    );
+    wait_gone_from_engine(&id).await;
+    app.app.wait_state(&keeper, "Running").await;
+}
+
+#[tokio::test]
+async fn host_paths_follow_the_allow_list_and_resist_traversal() {
+    let root = tempfile::tempdir().unwrap();
+    let allowed = root.path().join("allowed");
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(allowed.join("hello.txt"), "from the host").unwrap();
+    std::os::unix::fs::symlink(&outside, allowed.join("escape")).unwrap();
+    let allowed_text = allowed.to_string_lossy().to_string();
+    let app = DockerApp::start(|s| s.allowed_host_paths = vec![allowed_text.clone()]).await;
+    let volume = |path: String, sub: Option<&str>| {
+        let mut v =
+            json!({"name": "data", "mountPath": "/data", "readOnly": true, "host": {"path": path}});
+        if let Some(sub) = sub {
+            v["subPath"] = json!(sub);
+        }
+        v
+    };
+    let mut body = busybox(&["httpd", "-f", "-p", "8080", "-h", "/data"]);
+    body["volumes"] = json!([volume(allowed_text.clone(), None)]);
+    let id = app.app.create("/v1", body.clone()).await;
+    let address = endpoint(&app, &id, 8080).await;
+    assert_eq!(wait_http(&address, "/hello.txt").await.1, "from the host");
+    let cases = [
+        (
+            volume(outside.to_string_lossy().to_string(), None),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+        ),
+        (
+            volume(format!("{allowed_text}/../outside"), None),
+            "VOLUME::INVALID_HOST_PATH",
+        ),
+        (
+            volume(format!("{allowed_text}/escape"), None),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+        ),
+        (
+            volume(allowed_text.clone(), Some("escape/x")),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+        ),
+        (
+            volume(allowed_text.clone(), Some("../outside")),
+            "VOLUME::INVALID_SUB_PATH",
+        ),
+    ];
+    for (bad, code) in cases {
+        body["volumes"] = json!([bad]);
+        let (status, error) = app
+            .app
+            .call(Method::POST, "/v1/sandboxes", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_named_volume_is_shared_by_two_sandboxes_and_cleaned_up() {
+    let app = DockerApp::start(|_| {}).await;
+    let name = format!("sgt-{}", &app.settings.instance[5..17]);
+    let volume = json!([{"name": "shared", "mountPath": "/shared",
+        "pvc": {"claimName": name, "createIfNotExists": true, "deleteOnSandboxTermination": true}}]);
+    let mut writer = busybox(&[
+        "sh",
+        "-c",
+        "echo written-by-one > /shared/note && sleep 600",
+    ]);
+    writer["volumes"] = volume.clone();
+    let one = app.app.create("/v1", writer).await;
+    app.app.wait_state(&one, "Running").await;
+    let mut reader = busybox(&["httpd", "-f", "-p", "8080", "-h", "/shared"]);
+    reader["volumes"] = volume;
+    let two = app.app.create("/v1", reader).await;
+    let address = endpoint(&app, &two, 8080).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok((200, body)) = http_get(&address, "/note").await {
+            assert_eq!(body.trim(), "written-by-one");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second sandbox never saw the file"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        docker(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{index .Labels \"opensandbox.io/volume-managed-by\"}}",
+            &name
+        ]),
+        "server"
+    );
+    app.app
+        .call(Method::DELETE, &format!("/v1/sandboxes/{two}"), None)
+        .await;
+    let (status, _) = app
+        .app
+        .call(Method::DELETE, &format!("/v1/sandboxes/{one}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", &format!("name=^{name}$")]),
+        "",
+        "created volume removed with its sandbox"
+    );
+    let _ = Value::Null;
+}
+
+/// A `docker-registry` with htpasswd auth on 127.0.0.1, stopped on drop.
+struct Registry {
+    values: std::collections::HashMap<String, String>,
+}
+
+impl Registry {
+    fn start(password: &str) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test-registry.sh");
+        let output = std::process::Command::new(script)
+            .args(["sandgate", password])
+            .output()
+            .expect("scripts/test-registry.sh runs");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "registry failed to start: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let values = text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self { values }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        &self.values[key]
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test-registry.sh");
+        let _ = std::process::Command::new(script)
+            .args(["stop", self.get("REGISTRY_PID")])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn private_registry_pulls_need_the_right_credentials() {
+    // A password whose base64 form contains '+' and '/' exercises the
+    // URL-safe header fix.
+    let password = "s3cret?>>?~~pass/word+";
+    let registry = Registry::start(password);
+    let image = registry.get("REGISTRY_IMAGE").to_owned();
+    let _ = docker(&["rmi", &image]);
+    let app = DockerApp::start(|_| {}).await;
+    let mut wrong = busybox(&["sleep", "600"]);
+    wrong["image"] = json!({"uri": image, "auth": {"username": "sandgate", "password": "not-it"}});
+    let id = app.app.create("/v1", wrong).await;
+    let failed = app.app.wait_state(&id, "Failed").await;
+    let message = failed["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("unauthorized") && message.contains("check image.auth"),
+        "{message}"
+    );
+    let mut right = busybox(&["sleep", "600"]);
+    right["image"] = json!({"uri": image, "auth": {"username": "sandgate", "password": password}});
+    let id = app.app.create("/v1", right).await;
+    let running = app.app.wait_state(&id, "Running").await;
+    assert_eq!(running["image"]["uri"], json!(image));
+    assert!(
+        running["image"].get("auth").is_none(),
+        "credentials are never returned"
+    );
+    let _ = docker(&["rm", "-f", &container(&id)]);
+    let _ = docker(&["rmi", &image]);
+}
