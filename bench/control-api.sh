@@ -173,6 +173,8 @@ run_wrk() {
 }
 
 LOG_BYTES_BEFORE=$(stat -c %s "$WORK/control.log")
+# Other work on the machine shifts every figure: record how busy it was.
+LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 run_wrk get -s "$WORK/get-random.lua" "$BASE/v1/sandboxes/"
 run_wrk list "$BASE/v1/sandboxes?$LIST_QUERY"
 LOG_BYTES_AFTER=$(stat -c %s "$WORK/control.log")
@@ -216,7 +218,8 @@ DIRTY=$(cd "$ROOT" && git status --porcelain 2>/dev/null | grep -q . && echo " (
     echo "# sandgate-control API benchmark (fake runtime, $SANDBOXES sandboxes)"
     echo
     echo "- Date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "- Machine: $(nproc) CPUs, $CPU_MODEL (wrk and the server share them)"
+    echo "- Machine: $(nproc) CPUs, $CPU_MODEL (wrk and the server share them);" \
+         "load average $LOADAVG just before the measured runs (single run: repeat it on a busy machine)"
     echo "- Commit: $COMMIT$DIRTY; binary: \`$BIN\`"
     echo "- Server: default logging (info, one access-log line per request) to a file;" \
          "$SERVER_THREADS threads; $LOG_MIB MiB of log written during the two measured runs"

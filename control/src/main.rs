@@ -66,7 +66,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let config =
         config::load(cli.config.as_deref(), &ProcessEnv).context("loading the configuration")?;
-    init_tracing(&config, cli.log_format);
+    let _log_writer = init_tracing(&config, cli.log_format);
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
     }
@@ -118,20 +118,26 @@ fn warn_if_open(config: &Config) {
     }
 }
 
-fn init_tracing(config: &Config, format: LogFormat) {
-    let level = match config.log.level.to_ascii_lowercase().as_str() {
-        "warning" => "warn".to_owned(),
-        "critical" => "error".to_owned(),
-        other => other.to_owned(),
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+/// Logs go to stderr through a writer thread, so a request never waits on a
+/// log write; colours only when stderr is a terminal. The returned guard
+/// flushes what is queued when `main` returns.
+fn init_tracing(config: &Config, format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(64 * 1024)
+        .finish(std::io::stderr());
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.compact().init(),
     }
+    guard
 }
 
 async fn shutdown_signal() {

@@ -80,15 +80,31 @@ impl SandboxService {
             () = cancel.cancelled() => return,
         };
         self.inner.provisioning.lock().remove(&id);
-        let Ok((_guard, record)) = guard else { return };
+        let Ok((guard, record)) = guard else { return };
         if record.status.state != SandboxState::Pending {
             // A runtime event (the process already exited) got there first.
             return;
         }
         let elapsed = started.elapsed();
         let next = self.provision_outcome(&record, result, elapsed);
+        let running = next
+            .as_ref()
+            .is_ok_and(|r| r.status.state == SandboxState::Running);
         if let Err(error) = self.commit_logged(next).await {
             tracing::error!(sandbox.id = %id, %error, "cannot record the provisioning outcome");
+        }
+        drop(guard);
+        self.replay_deferred(&id, running);
+    }
+
+    /// Engine events seen while provisioning owned the sandbox describe what
+    /// happened after it started only if it did start; otherwise they are
+    /// the echo of provisioning's own cleanup.
+    fn replay_deferred(&self, id: &SandboxId, started: bool) {
+        let event = self.inner.deferred.lock().remove(id);
+        if let Some(event) = event.filter(|_| started) {
+            let service = self.clone();
+            tokio::spawn(async move { service.on_runtime_event(event).await });
         }
     }
 
@@ -202,6 +218,7 @@ impl SandboxService {
     }
 
     async fn stop_provisioning(&self, id: &SandboxId) {
+        self.inner.deferred.lock().remove(id);
         let running = self.inner.provisioning.lock().remove(id);
         if let Some(provisioning) = running {
             provisioning.cancel.cancel();
@@ -237,6 +254,7 @@ impl SandboxService {
 
     /// Applies a change the runtime reported on its own.
     pub async fn on_runtime_event(&self, event: RuntimeEvent) {
+        let event_copy = event.clone();
         let (id, transition, why, message) = match event {
             RuntimeEvent::Exited {
                 id,
@@ -259,11 +277,13 @@ impl SandboxService {
                 return;
             }
         };
-        self.apply_observed(&id, transition, why, message).await;
+        self.apply_observed(event_copy, &id, transition, why, message)
+            .await;
     }
 
     async fn apply_observed(
         &self,
+        event: RuntimeEvent,
         id: &SandboxId,
         transition: Transition,
         why: &str,
@@ -272,6 +292,12 @@ impl SandboxService {
         let Ok((_guard, record)) = self.lock(id.as_str()).await else {
             return;
         };
+        let owned_by_provisioning = record.status.state == SandboxState::Pending
+            && self.inner.provisioning.lock().contains_key(id);
+        if owned_by_provisioning {
+            self.inner.deferred.lock().insert(id.clone(), event);
+            return;
+        }
         let settled = matches!(
             record.status.state,
             SandboxState::Stopping | SandboxState::Terminated | SandboxState::Failed

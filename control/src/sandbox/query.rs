@@ -5,11 +5,12 @@
 //! SDKs percent-encode as one value.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use bytes::Bytes;
 use sandgate_shared::api::{ListSandboxesResponse, Pagination, SandboxState};
 
 use super::model::SandboxRecord;
+use super::registry::{Encoded, Registry};
 use super::request::Problem;
 use crate::error::codes;
 
@@ -68,10 +69,20 @@ impl ListQuery {
         Ok(query)
     }
 
-    /// Filters, sorts (newest first) and paginates.
-    pub fn apply(&self, records: Vec<Arc<SandboxRecord>>) -> ListSandboxesResponse {
-        let mut matching: Vec<_> = records.into_iter().filter(|r| self.matches(r)).collect();
+    /// Whether a record passes the filters.
+    pub fn matches(&self, record: &SandboxRecord) -> bool {
+        !self.matches_nothing
+            && (self.states.is_empty() || self.states.contains(&record.status.state))
+            && self
+                .metadata
+                .iter()
+                .all(|(k, v)| record.metadata.get(k) == Some(v))
+    }
+
+    /// Sorts matching records newest first (ties by id) and cuts this page.
+    pub fn page(&self, mut matching: Vec<Encoded>) -> (Vec<Encoded>, Pagination) {
         matching.sort_unstable_by(|a, b| {
+            let (a, b) = (&a.record, &b.record);
             b.created_at
                 .cmp(&a.created_at)
                 .then_with(|| b.id.cmp(&a.id))
@@ -80,31 +91,45 @@ impl ListQuery {
         let size = u64::from(self.page_size);
         let total_pages = total_items.div_ceil(size);
         let start = (u64::from(self.page) - 1).saturating_mul(size);
-        let items = matching
-            .iter()
-            .skip(usize::try_from(start).unwrap_or(usize::MAX))
-            .take(self.page_size as usize)
-            .map(|r| r.to_api())
-            .collect();
-        ListSandboxesResponse {
-            items,
-            pagination: Pagination {
-                page: self.page,
-                page_size: self.page_size,
-                total_items,
-                total_pages,
-                has_next_page: u64::from(self.page) < total_pages,
-            },
-        }
+        let start = usize::try_from(start)
+            .unwrap_or(usize::MAX)
+            .min(matching.len());
+        let end = start
+            .saturating_add(self.page_size as usize)
+            .min(matching.len());
+        let pagination = Pagination {
+            page: self.page,
+            page_size: self.page_size,
+            total_items,
+            total_pages,
+            has_next_page: u64::from(self.page) < total_pages,
+        };
+        (matching.drain(start..end).collect(), pagination)
     }
 
-    fn matches(&self, record: &SandboxRecord) -> bool {
-        !self.matches_nothing
-            && (self.states.is_empty() || self.states.contains(&record.status.state))
-            && self
-                .metadata
-                .iter()
-                .all(|(k, v)| record.metadata.get(k) == Some(v))
+    /// Filters, sorts and paginates into the typed response.
+    pub fn apply(&self, registry: &Registry) -> ListSandboxesResponse {
+        let (items, pagination) = self.page(registry.select(|r| self.matches(r)));
+        let items = items.iter().map(|e| e.record.to_api()).collect();
+        ListSandboxesResponse { items, pagination }
+    }
+
+    /// Filters, sorts and paginates straight into the JSON body, reusing
+    /// each record's cached encoding.
+    pub fn apply_json(&self, registry: &Registry) -> Bytes {
+        let (items, pagination) = self.page(registry.select(|r| self.matches(r)));
+        let mut body = Vec::with_capacity(64 + items.len() * 512);
+        body.extend_from_slice(b"{\"items\":[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&item.json());
+        }
+        body.extend_from_slice(b"],\"pagination\":");
+        let _ = serde_json::to_writer(&mut body, &pagination);
+        body.push(b'}');
+        Bytes::from(body)
     }
 }
 

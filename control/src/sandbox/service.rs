@@ -73,6 +73,8 @@ pub(super) struct Inner {
     pub(super) codes: EngineCodes,
     pub(super) metrics: Arc<Metrics>,
     pub(super) provisioning: Mutex<HashMap<SandboxId, Provisioning>>,
+    /// Engine events that arrived while provisioning still owned the sandbox.
+    pub(super) deferred: Mutex<HashMap<SandboxId, crate::runtime::RuntimeEvent>>,
 }
 
 /// The sandbox domain service; cheap to clone.
@@ -119,6 +121,7 @@ impl SandboxService {
             codes,
             metrics: parts.metrics,
             provisioning: Mutex::default(),
+            deferred: Mutex::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -209,7 +212,22 @@ impl SandboxService {
 
     /// One page of sandboxes.
     pub fn list(&self, query: &ListQuery) -> ListSandboxesResponse {
-        query.apply(self.inner.registry.all())
+        query.apply(&self.inner.registry)
+    }
+
+    /// One page of sandboxes as the JSON body (cached encodings, no copies
+    /// of records).
+    pub fn list_json(&self, query: &ListQuery) -> bytes::Bytes {
+        query.apply_json(&self.inner.registry)
+    }
+
+    /// One sandbox as its JSON body (encoded once per change).
+    pub fn get_json(&self, id: &str) -> Result<bytes::Bytes, SandboxError> {
+        id.parse::<SandboxId>()
+            .ok()
+            .and_then(|id| self.inner.registry.encoded(&id))
+            .map(|encoded| encoded.json())
+            .ok_or_else(|| self.not_found(id))
     }
 
     /// The sandbox's status history, oldest first.
