@@ -7,7 +7,13 @@
 //! - [`ids`]: validated identifiers ([`ids::SandboxId`]).
 //! - [`time`]: the wire timestamp ([`time::Timestamp`]): RFC 3339, UTC, `Z`.
 //! - [`api`]: the OpenSandbox Lifecycle API response model (camelCase, nulls omitted).
+//! - [`routes`]: the routing table published to edge proxies and its update stream.
+//! - [`route_key`]: parsing `<id>-<port>` route keys from hosts, paths and headers.
+//! - [`signing`]: OSEP-0011 signed routes (mint and verify).
 
 pub mod api;
 pub mod ids;
+pub mod route_key;
+pub mod routes;
+pub mod signing;
 pub mod time;
