@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::http::{self, AppState, auth::ApiKeyAuth};
 use crate::metrics::Metrics;
+use crate::routes::RoutePublisher;
+use crate::routes::stream::RouteStreamAccess;
 use crate::runtime::{Runtime, RuntimeError, RuntimeEvent};
 use crate::sandbox::error::SandboxError;
 use crate::sandbox::reconcile::ReconcileReport;
@@ -34,6 +36,8 @@ pub struct AppOptions {
     pub clock: Clock,
     /// How long in-flight requests may finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// The token edge proxies present to stream routes; `None` disables it.
+    pub routes_token: Option<String>,
 }
 
 /// Why the control plane could not start.
@@ -90,10 +94,17 @@ impl App {
         spawn_due_loop(service.clone(), due, shutdown.child_token());
         spawn_event_loop(service.clone(), events, shutdown.child_token());
         let auth = Arc::new(ApiKeyAuth::new(options.api_key.as_deref()));
+        let routes = RoutePublisher::start(service.clone(), shutdown.child_token());
+        let route_access = RouteStreamAccess {
+            token: options.routes_token.clone(),
+            stop: shutdown.child_token(),
+        };
         let router = http::router(AppState {
             service: service.clone(),
             auth,
             metrics,
+            routes,
+            route_access,
         });
         Ok(Self {
             service,
@@ -120,6 +131,7 @@ impl App {
             result = &mut server => result?,
             () = signal => {
                 tracing::info!(grace_s = self.grace.as_secs(), "shutting down; finishing in-flight requests");
+                self.shutdown.cancel();
                 stop.cancel();
                 if tokio::time::timeout(self.grace, &mut server).await.is_err() {
                     tracing::warn!("grace period over; exiting with requests still in flight");

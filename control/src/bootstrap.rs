@@ -32,6 +32,7 @@ pub fn app_options(config: &Config) -> AppOptions {
         service,
         clock: Clock::System,
         shutdown_grace: config.sandgate.shutdown_grace,
+        routes_token: config.sandgate.routes_token.clone(),
     }
 }
 

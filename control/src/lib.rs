@@ -8,6 +8,7 @@
 //! - [`sandbox`]: the domain: model, validation, state machine, and
 //!   [`sandbox::service::SandboxService`], the only writer of sandbox state.
 //! - [`runtime`]: the [`runtime::Runtime`] trait and its implementations.
+//! - [`routes`]: the routing table published to edge proxies.
 //! - [`store`]: durable state in SQLite.
 //! - [`ttl`]: the expiry scheduler.
 //! - [`metrics`], [`clock`], [`error`]: supporting pieces.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod routes;
 pub mod runtime;
 pub mod sandbox;
 pub mod store;

@@ -252,6 +252,8 @@ pub struct SandgateConfig {
     pub orphan_policy: OrphanPolicy,
     /// How long shutdown waits for in-flight work (default 30 s).
     pub shutdown_grace: Duration,
+    /// The route-stream token (env `SANDGATE_ROUTES_TOKEN` overrides); `None` disables the stream.
+    pub routes_token: Option<String>,
     /// This control plane's name on a shared engine (default `default`).
     pub instance: String,
     /// Docker runtime: time between SIGTERM and SIGKILL on delete (default 3 s).

@@ -404,7 +404,18 @@ fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> Sandgate
             format!("{instance:?} must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
         );
     }
+    let routes_token = env
+        .var("SANDGATE_ROUTES_TOKEN")
+        .or(raw.routes_token)
+        .filter(|t| !t.trim().is_empty());
+    if routes_token.as_ref().is_some_and(|t| t.len() < 16) {
+        p.push(
+            "sandgate.routes_token",
+            "must be at least 16 characters (it guards the routing table)",
+        );
+    }
     SandgateConfig {
+        routes_token,
         instance,
         docker_stop_grace: seconds(stop_grace.unwrap_or(3)),
         pending_failure_ttl: pending_failure_ttl(raw.pending_failure_ttl_seconds, env, p),

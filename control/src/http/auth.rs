@@ -13,7 +13,14 @@ use crate::error::{ApiError, codes};
 pub static API_KEY_HEADER: HeaderName = HeaderName::from_static("open-sandbox-api-key");
 
 /// Paths (prefixes, as OpenSandbox matches them) that never need the key.
-const EXEMPT_PREFIXES: [&str; 4] = ["/health", "/docs", "/redoc", "/openapi.json"];
+/// The route stream has its own bearer token.
+const EXEMPT_PREFIXES: [&str; 5] = [
+    "/health",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/internal/v1/routes",
+];
 
 /// The configured key, kept only as a SHA-256 digest.
 #[derive(Clone)]

@@ -31,6 +31,10 @@ pub struct AppState {
     pub auth: Arc<auth::ApiKeyAuth>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// The routing table for edge proxies.
+    pub routes: crate::routes::RoutePublisher,
+    /// Who may stream it.
+    pub route_access: crate::routes::stream::RouteStreamAccess,
 }
 
 /// The lifecycle routes, mounted twice.
@@ -64,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", lifecycle_routes())
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
+        .route("/internal/v1/routes", get(crate::routes::stream::routes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

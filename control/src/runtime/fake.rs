@@ -21,8 +21,8 @@ use sandgate_shared::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    EventSink, ObservedState, Progress, ProvisionRequest, ResolvedEndpoint, Runtime, RuntimeError,
-    RuntimeEvent, RuntimeKind, RuntimeSandbox,
+    EventSink, ObservedState, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint, Runtime,
+    RuntimeError, RuntimeEvent, RuntimeKind, RuntimeSandbox,
 };
 use crate::sandbox::model::Source;
 
@@ -274,7 +274,7 @@ impl Runtime for FakeRuntime {
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
-    ) -> Result<ObservedState, RuntimeError> {
+    ) -> Result<Provisioned, RuntimeError> {
         progress.report("Fake runtime: creating the sandbox.");
         self.enter(Op::Provision, Some(&request.id)).await?;
         let image = match &request.spec.source {
@@ -295,7 +295,10 @@ impl Runtime for FakeRuntime {
         let mut world = self.world.lock();
         world.sandboxes.insert(request.id.clone(), sandbox);
         self.persist(&world);
-        Ok(ObservedState::Running)
+        Ok(Provisioned {
+            state: ObservedState::Running,
+            address: Some(self.settings.endpoint_host.clone()),
+        })
     }
 
     async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError> {
@@ -322,7 +325,7 @@ impl Runtime for FakeRuntime {
         Ok(world
             .sandboxes
             .iter()
-            .map(|(id, s)| observed(id, s))
+            .map(|(id, s)| observed(id, s, &self.settings.endpoint_host))
             .collect())
     }
 
@@ -353,7 +356,7 @@ impl Runtime for FakeRuntime {
     }
 }
 
-fn observed(id: &SandboxId, sandbox: &FakeSandbox) -> RuntimeSandbox {
+fn observed(id: &SandboxId, sandbox: &FakeSandbox, endpoint_host: &str) -> RuntimeSandbox {
     let state = match sandbox.state {
         FakeState::Running => ObservedState::Running,
         FakeState::Paused => ObservedState::Paused,
@@ -367,5 +370,6 @@ fn observed(id: &SandboxId, sandbox: &FakeSandbox) -> RuntimeSandbox {
         entrypoint: sandbox.entrypoint.clone(),
         metadata: sandbox.metadata.clone(),
         expires_at: sandbox.expires_at,
+        address: Some(endpoint_host.to_owned()),
     }
 }

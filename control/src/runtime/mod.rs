@@ -115,6 +115,16 @@ pub enum ObservedState {
     },
 }
 
+/// What provisioning produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The state right after the start (normally `Running`).
+    pub state: ObservedState,
+    /// The host (IP or name, no port) where the sandbox's ports are reached
+    /// from the edge proxy, when the runtime knows it.
+    pub address: Option<String>,
+}
+
 /// One sandbox as the engine knows it; used to reconcile and to adopt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeSandbox {
@@ -132,6 +142,8 @@ pub struct RuntimeSandbox {
     pub metadata: BTreeMap<String, String>,
     /// The TTL deadline recorded on the engine object.
     pub expires_at: Option<Timestamp>,
+    /// Where its ports are reached (see [`Provisioned::address`]).
+    pub address: Option<String>,
 }
 
 /// A change the engine reports on its own (crash, OOM kill, removal by hand).
@@ -228,7 +240,7 @@ pub trait Runtime: Send + Sync + 'static {
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
-    ) -> Result<ObservedState, RuntimeError>;
+    ) -> Result<Provisioned, RuntimeError>;
 
     /// Freezes a running sandbox.
     async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError>;

@@ -12,7 +12,9 @@ use super::model::{SandboxRecord, reason};
 use super::service::{Provisioning, SandboxService, failed_provisioning};
 use super::state::Transition;
 use crate::error::codes;
-use crate::runtime::{ObservedState, Progress, RegistryAuth, RuntimeError, RuntimeEvent};
+use crate::runtime::{
+    ObservedState, Progress, Provisioned, RegistryAuth, RuntimeError, RuntimeEvent,
+};
 use crate::ttl::Due;
 
 /// Why a sandbox is being deleted.
@@ -111,12 +113,17 @@ impl SandboxService {
     fn provision_outcome(
         &self,
         record: &SandboxRecord,
-        result: Result<ObservedState, RuntimeError>,
+        result: Result<Provisioned, RuntimeError>,
         elapsed: std::time::Duration,
     ) -> Result<SandboxRecord, SandboxError> {
         let id = &record.id;
         let elapsed_ms = elapsed.as_millis() as u64;
-        match result {
+        let mut with_address = record.clone();
+        if let Ok(provisioned) = &result {
+            with_address.address = provisioned.address.clone();
+        }
+        let record = &with_address;
+        match result.map(|p| p.state) {
             Ok(ObservedState::Exited { code, oom_killed }) => {
                 let (transition, why, message) = exit_outcome(code, oom_killed);
                 tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, exit.code = code, "sandbox exited right after starting");

@@ -227,6 +227,13 @@ pub struct SandboxRecord {
     pub created_at: Timestamp,
     /// TTL deadline (after renewals); `None` is manual cleanup.
     pub expires_at: Option<Timestamp>,
+    /// Where the edge proxy reaches the sandbox's ports (host, no port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The secure-access token (when created with `secureAccess: true`);
+    /// returned as an endpoint header, only its digest is published to proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_access_token: Option<String>,
 }
 
 impl SandboxRecord {

@@ -272,5 +272,7 @@ fn adopted_record(orphan: RuntimeSandbox, now: sandgate_shared::time::Timestamp)
         },
         created_at: orphan.created_at.unwrap_or(now),
         expires_at: orphan.expires_at,
+        address: orphan.address,
+        secure_access_token: None,
     }
 }

@@ -195,6 +195,8 @@ impl SandboxService {
             },
             created_at: now,
             expires_at,
+            address: None,
+            secure_access_token: None,
         };
         let record = self.commit(record, true).await?;
         tracing::info!(sandbox.id = %record.id, "sandbox accepted; provisioning in the background");

@@ -73,6 +73,7 @@ impl TestApp {
             },
             clock: knobs.clock.unwrap_or(Clock::System),
             shutdown_grace: Duration::from_secs(1),
+            routes_token: Some("test-routes-token-0123456789".to_owned()),
         };
         let app = App::start(options.clone(), fake.clone() as Arc<dyn Runtime>)
             .await

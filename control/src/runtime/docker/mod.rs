@@ -31,7 +31,7 @@ use bollard::query_parameters::{
 use sandgate_shared::ids::SandboxId;
 
 use super::{
-    EventSink, ObservedState, Progress, ProvisionRequest, ResolvedEndpoint, Runtime, RuntimeError,
+    EventSink, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint, Runtime, RuntimeError,
     RuntimeKind, RuntimeSandbox,
 };
 use crate::config::DEFAULT_DROP_CAPABILITIES;
@@ -187,14 +187,26 @@ impl DockerRuntime {
         &self,
         id: &SandboxId,
         progress: &Progress,
-    ) -> Result<ObservedState, RuntimeError> {
+    ) -> Result<Provisioned, RuntimeError> {
         progress.report("Starting the container.");
         let name = spec::container_name(id);
         self.docker
             .start_container(&name, None)
             .await
             .map_err(|e| errors::classify(id, e))?;
-        Ok(observe::inspected_state(&self.inspect(id).await?))
+        let container = self.inspect(id).await?;
+        Ok(Provisioned {
+            state: observe::inspected_state(&container),
+            address: self.address_of(&container),
+        })
+    }
+
+    /// The host where the container's ports are reached (no port).
+    fn address_of(&self, container: &bollard::models::ContainerInspectResponse) -> Option<String> {
+        if self.settings.network_mode == "host" {
+            return Some(self.settings.endpoint_host.clone());
+        }
+        observe::ip_address(container, &self.settings.network_mode)
     }
 
     /// Removes the container and what was created for it; absent is fine.
@@ -335,7 +347,7 @@ impl Runtime for DockerRuntime {
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
-    ) -> Result<ObservedState, RuntimeError> {
+    ) -> Result<Provisioned, RuntimeError> {
         if let Source::Image { uri } = &request.spec.source {
             progress.report(format!("Resolving image {uri}."));
             image::ensure(
@@ -389,7 +401,7 @@ impl Runtime for DockerRuntime {
         let mut sandboxes = Vec::new();
         for summary in self.list_containers().await? {
             let observed = if observe::summary_is_settled(&summary) {
-                observe::from_summary(&summary)
+                observe::from_summary(&summary, &self.settings)
             } else {
                 // Exit code and OOM kill are only in the full inspect.
                 let id = summary.id.clone().unwrap_or_default();

@@ -46,6 +46,7 @@ pub(super) fn from_inspect(container: &ContainerInspectResponse) -> Option<Runti
         entrypoint: recorded.entrypoint.unwrap_or_else(command),
         metadata: recorded.metadata,
         expires_at: recorded.expires_at,
+        address: None,
     })
 }
 
@@ -69,7 +70,10 @@ pub(super) fn summary_state(summary: &ContainerSummary) -> ObservedState {
 }
 
 /// A sandbox as a listed (not exited) container describes it.
-pub(super) fn from_summary(summary: &ContainerSummary) -> Option<RuntimeSandbox> {
+pub(super) fn from_summary(
+    summary: &ContainerSummary,
+    settings: &super::DockerSettings,
+) -> Option<RuntimeSandbox> {
     let recorded = labels::read(summary.labels.as_ref()?);
     Some(RuntimeSandbox {
         id: recorded.id?,
@@ -82,7 +86,24 @@ pub(super) fn from_summary(summary: &ContainerSummary) -> Option<RuntimeSandbox>
         entrypoint: recorded.entrypoint.unwrap_or_default(),
         metadata: recorded.metadata,
         expires_at: recorded.expires_at,
+        address: summary_address(summary, settings),
     })
+}
+
+fn summary_address(summary: &ContainerSummary, settings: &super::DockerSettings) -> Option<String> {
+    if settings.network_mode == "host" {
+        return Some(settings.endpoint_host.clone());
+    }
+    let networks = summary.network_settings.as_ref()?.networks.as_ref()?;
+    let usable = |ip: &Option<String>| ip.clone().filter(|ip| !ip.is_empty());
+    networks
+        .get(&settings.network_mode)
+        .and_then(|endpoint| usable(&endpoint.ip_address))
+        .or_else(|| {
+            networks
+                .values()
+                .find_map(|endpoint| usable(&endpoint.ip_address))
+        })
 }
 
 /// The container's IP on `network` (or its first network).
