@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::app::AppOptions;
 use crate::clock::Clock;
-use crate::config::{Config, OrphanPolicy as ConfigOrphanPolicy, RuntimeType};
+use crate::config::{Config, OrphanPolicy as ConfigOrphanPolicy, RouteMode, RuntimeType};
+use crate::ingress::{GatewayRoute, Ingress, Signing};
 use crate::runtime::docker::{DockerRuntime, DockerSettings};
 use crate::runtime::fake::{FakeRuntime, FakeSettings};
 use crate::runtime::{Runtime, RuntimeError};
@@ -20,6 +21,7 @@ pub fn app_options(config: &Config) -> AppOptions {
             allowed_host_paths: config.storage.allowed_host_paths.clone(),
         },
         pending_failure_ttl: config.sandgate.pending_failure_ttl,
+        ingress: ingress(config),
         orphan_policy: match config.sandgate.orphan_policy {
             ConfigOrphanPolicy::Adopt => OrphanPolicy::Adopt,
             ConfigOrphanPolicy::Remove => OrphanPolicy::Remove,
@@ -82,5 +84,29 @@ pub fn docker_settings(config: &Config) -> DockerSettings {
         allowed_host_paths: config.storage.allowed_host_paths.clone(),
         stop_grace: config.sandgate.docker_stop_grace,
         instance: config.sandgate.instance.clone(),
+    }
+}
+
+/// The ingress the configuration describes (gateway route and signing keys).
+pub fn ingress(config: &Config) -> Ingress {
+    let gateway = config.ingress.gateway.as_ref().map(|g| match g.route_mode {
+        RouteMode::Wildcard => GatewayRoute::Wildcard {
+            suffix: g.address.trim_start_matches("*.").to_owned(),
+        },
+        RouteMode::Header => GatewayRoute::Header {
+            address: g.address.clone(),
+        },
+        RouteMode::Uri => GatewayRoute::Uri {
+            address: g.address.clone(),
+        },
+    });
+    let signing = config.ingress.secure_access.as_ref().map(|s| Signing {
+        active: s.active_key,
+        keys: s.keys.iter().map(|k| (k.key_id, k.key.clone())).collect(),
+    });
+    Ingress {
+        gateway,
+        signing,
+        eip: config.server.eip.clone(),
     }
 }

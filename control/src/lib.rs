@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod ingress;
 pub mod metrics;
 pub mod routes;
 pub mod runtime;

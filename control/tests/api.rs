@@ -711,7 +711,8 @@ async fn endpoints_answer_for_pending_sandboxes_and_check_input() {
                 "8080?use_server_proxy=true&expires=2000000000",
                 "SANDBOX::INVALID_PARAMETER",
             ),
-            ("8080?expires=2000000000", "SANDBOX::API_NOT_SUPPORTED"),
+            ("8080?expires=2000000000", "SANDBOX::INVALID_PARAMETER"),
+            ("8080?expires=1", "SANDBOX::INVALID_PARAMETER"),
             ("8080?expires=soon", "SANDBOX::INVALID_PARAMETER"),
             ("8080?use_server_proxy=maybe", "SANDBOX::INVALID_PARAMETER"),
         ];
@@ -902,5 +903,112 @@ async fn request_ids_health_metrics_and_unknown_routes() {
     assert!(
         text.contains("sandgate_sandboxes{state=") && text.contains("sandgate_expiry_timers 1"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_endpoints_secure_access_and_signed_routes() {
+    use sandgate_control::ingress::{GatewayRoute, Ingress, Signing};
+    let direct = app().await;
+    let (status, error) = direct
+        .call(
+            Method::POST,
+            "/v1/sandboxes",
+            Some(body_with("secureAccess", json!(true))),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("SANDBOX::INVALID_PARAMETER"))
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("gateway"),
+        "{error}"
+    );
+
+    let signing = Signing {
+        active: 'a',
+        keys: [('a', b"edge-secret".to_vec())].into(),
+    };
+    let ingress = Ingress {
+        gateway: Some(GatewayRoute::Uri {
+            address: "127.0.0.1:28888".into(),
+        }),
+        signing: Some(signing),
+        eip: None,
+    };
+    let app = TestApp::start(Knobs {
+        ingress,
+        ..Knobs::default()
+    })
+    .await;
+    let open = app.create("/v1", body()).await;
+    let (_, endpoint) = app
+        .call(
+            Method::GET,
+            &format!("/v1/sandboxes/{open}/endpoints/44772"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        endpoint,
+        json!({"endpoint": format!("127.0.0.1:28888/{open}/44772")})
+    );
+
+    let secured = app
+        .create("/v1", body_with("secureAccess", json!(true)))
+        .await;
+    let (_, endpoint) = app
+        .call(
+            Method::GET,
+            &format!("/v1/sandboxes/{secured}/endpoints/8080"),
+            None,
+        )
+        .await;
+    let token = endpoint["headers"]["OpenSandbox-Secure-Access"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(token.len(), 64);
+
+    let expires = chrono::Utc::now().timestamp() + 600;
+    let uri = format!("/v1/sandboxes/{secured}/endpoints/8080?expires={expires}");
+    let (status, signed) = app.call(Method::GET, &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert!(
+        signed.get("headers").is_none(),
+        "signed routes carry no secure-access header"
+    );
+    let text = signed["endpoint"].as_str().unwrap();
+    let path = text.strip_prefix("127.0.0.1:28888").unwrap();
+    let (key, rest) = sandgate_shared::route_key::parse_uri_path(path).unwrap();
+    assert_eq!(
+        (key.sandbox_id, key.port, rest),
+        (secured.as_str(), 8080, "/")
+    );
+    let keys = |id: char| (id == 'a').then(|| b"edge-secret".to_vec());
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    assert_eq!(
+        sandgate_shared::signing::verify(&keys, &secured, 8080, &key.signed.unwrap(), now),
+        Ok(())
+    );
+
+    let (_, _, proxied) = app
+        .call_with(
+            Method::GET,
+            &format!("/v1/sandboxes/{secured}/endpoints/44772?use_server_proxy=true"),
+            None,
+            &[("host", "control.example:8080")],
+        )
+        .await;
+    assert_eq!(
+        proxied["endpoint"],
+        json!(format!(
+            "control.example:8080/sandboxes/{secured}/proxy/44772"
+        ))
+    );
+    assert_eq!(
+        proxied["headers"]["OpenSandbox-Secure-Access"],
+        json!(token)
     );
 }

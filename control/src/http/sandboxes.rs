@@ -96,9 +96,14 @@ pub async fn renew(
 pub async fn endpoint(
     State(state): State<AppState>,
     Path((id, port)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     RawQueryString(query): RawQueryString,
 ) -> Result<Json<Endpoint>, ApiError> {
-    let options = endpoint_options(query.as_deref())?;
+    let mut options = endpoint_options(query.as_deref())?;
+    options.request_host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let port = parse_port(&port)?;
     Ok(Json(state.service.endpoint(&id, port, options).await?))
 }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sandgate_shared::api::{Endpoint, SandboxState};
 use sandgate_shared::time::Timestamp;
@@ -17,12 +16,15 @@ use crate::error::codes;
 use crate::runtime::RuntimeError;
 
 /// Options of `GET /sandboxes/{id}/endpoints/{port}`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointOptions {
-    /// Route through the control plane's own proxy.
+    /// Route through the control plane's own proxy path.
     pub use_server_proxy: bool,
     /// Sign the route until this Unix time.
     pub expires: Option<u64>,
+    /// The request's `Host`, the base of server-proxy endpoints when
+    /// `server.eip` is not set.
+    pub request_host: Option<String>,
 }
 
 impl SandboxService {
@@ -192,16 +194,78 @@ impl SandboxService {
             .await
     }
 
-    /// Where clients reach `port` of the sandbox. For a sandbox still being
-    /// provisioned, waits (bounded) until the runtime can answer.
+    /// Where clients reach `port` of the sandbox: through the gateway (signed
+    /// when `expires` is given), through the control plane's proxy path, or
+    /// directly. A direct endpoint of a sandbox still being provisioned waits
+    /// (bounded) until the runtime can answer.
     pub async fn endpoint(
         &self,
         id: &str,
         port: u16,
         options: EndpointOptions,
     ) -> Result<Endpoint, SandboxError> {
-        check_endpoint_options(options)?;
+        check_endpoint_options(&options)?;
         let record = self.get(id)?;
+        let ingress = &self.inner.settings.ingress;
+        let secure = record.secure_access_token.as_deref();
+        if let Some(expires) = options.expires {
+            return self.signed_endpoint(&record, port, expires);
+        }
+        if options.use_server_proxy {
+            let host = options.request_host.as_deref();
+            let endpoint = ingress
+                .server_proxy_endpoint(host, id, port)
+                .ok_or_else(|| {
+                    SandboxError::invalid(
+                        codes::INVALID_PARAMETER,
+                        "use_server_proxy: set server.eip (the request had no Host header)",
+                    )
+                })?;
+            return Ok(with_headers(
+                Endpoint {
+                    endpoint,
+                    headers: None,
+                },
+                secure,
+            ));
+        }
+        if let Some(endpoint) = ingress.gateway_endpoint(record.id.as_str(), port, None) {
+            return Ok(with_headers(endpoint, secure));
+        }
+        self.direct_endpoint(&record, port).await
+    }
+
+    fn signed_endpoint(
+        &self,
+        record: &SandboxRecord,
+        port: u16,
+        expires: u64,
+    ) -> Result<Endpoint, SandboxError> {
+        let now = u64::try_from(self.inner.clock.now().as_utc().timestamp()).unwrap_or(0);
+        if expires <= now {
+            return Err(SandboxError::invalid(
+                codes::INVALID_PARAMETER,
+                format!("expires ({expires}) must be greater than current time ({now})."),
+            ));
+        }
+        let ingress = &self.inner.settings.ingress;
+        let id = record.id.as_str();
+        let signed = ingress
+            .sign(id, port, expires)
+            .map_err(|m| SandboxError::invalid(codes::INVALID_PARAMETER, m))?;
+        ingress
+            .gateway_endpoint(id, port, Some(&signed))
+            .ok_or_else(|| {
+                SandboxError::invalid(codes::INVALID_PARAMETER, "signed routes need the gateway")
+            })
+    }
+
+    async fn direct_endpoint(
+        &self,
+        record: &SandboxRecord,
+        port: u16,
+    ) -> Result<Endpoint, SandboxError> {
+        let id = record.id.as_str();
         let mut changes = self.inner.registry.subscribe();
         let deadline = tokio::time::Instant::now() + self.inner.settings.endpoint_wait;
         loop {
@@ -217,14 +281,12 @@ impl SandboxService {
                 Err(RuntimeError::NotReady(_)) if state == SandboxState::Pending => {
                     let wait = tokio::time::timeout_at(deadline, changes.changed()).await;
                     if wait.is_err() {
-                        return Err(self.endpoint_error(
-                            &record,
-                            RuntimeError::NotReady("still provisioning".to_owned()),
-                        ));
+                        let source = RuntimeError::NotReady("still provisioning".to_owned());
+                        return Err(self.endpoint_error(record, source));
                     }
                 }
                 Err(RuntimeError::NotFound { .. }) => return Err(self.not_found(id)),
-                Err(error) => return Err(self.endpoint_error(&record, error)),
+                Err(error) => return Err(self.endpoint_error(record, error)),
             }
         }
     }
@@ -237,9 +299,6 @@ impl SandboxService {
         }
     }
 }
-
-/// The wait applied to endpoint queries on pending sandboxes, for callers.
-pub const DEFAULT_ENDPOINT_WAIT: Duration = Duration::from_secs(30);
 
 fn check_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), SandboxError> {
     let mut problems = Vec::new();
@@ -269,24 +328,24 @@ fn check_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), SandboxEr
     }
 }
 
-fn check_endpoint_options(options: EndpointOptions) -> Result<(), SandboxError> {
+fn check_endpoint_options(options: &EndpointOptions) -> Result<(), SandboxError> {
     if options.use_server_proxy && options.expires.is_some() {
         return Err(SandboxError::invalid(
             codes::INVALID_PARAMETER,
             "use_server_proxy cannot be combined with expires; signed endpoints require the gateway route.",
         ));
     }
-    if options.expires.is_some() {
-        return Err(SandboxError::invalid(
-            codes::API_NOT_SUPPORTED,
-            "expires: signed routes need the edge proxy with ingress.secure_access configured, which this server does not have.",
-        ));
-    }
-    if options.use_server_proxy {
-        return Err(SandboxError::invalid(
-            codes::API_NOT_SUPPORTED,
-            "use_server_proxy: the server-side proxy is not available on this server; omit the flag to get a direct endpoint.",
-        ));
-    }
     Ok(())
+}
+
+/// Adds the secure-access header of a secured sandbox.
+fn with_headers(mut endpoint: Endpoint, secure_access_token: Option<&str>) -> Endpoint {
+    let extra = crate::ingress::secure_access_headers(secure_access_token);
+    if !extra.is_empty() {
+        endpoint
+            .headers
+            .get_or_insert_with(BTreeMap::new)
+            .extend(extra);
+    }
+    endpoint
 }

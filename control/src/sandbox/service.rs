@@ -44,6 +44,8 @@ pub struct ServiceSettings {
     pub expiry_retry: Duration,
     /// What to do with runtime sandboxes the store does not know.
     pub orphan_policy: super::reconcile::OrphanPolicy,
+    /// How clients reach sandbox ports.
+    pub ingress: crate::ingress::Ingress,
 }
 
 impl Default for ServiceSettings {
@@ -54,6 +56,7 @@ impl Default for ServiceSettings {
             endpoint_wait: Duration::from_secs(30),
             expiry_retry: Duration::from_secs(30),
             orphan_policy: super::reconcile::OrphanPolicy::Adopt,
+            ingress: crate::ingress::Ingress::default(),
         }
     }
 }
@@ -178,6 +181,16 @@ impl SandboxService {
                 action: "checking the request against the runtime".to_owned(),
                 source,
             })?;
+        if valid.spec.secure_access && self.inner.settings.ingress.gateway.is_none() {
+            return Err(SandboxError::invalid(
+                crate::error::codes::INVALID_PARAMETER,
+                "secureAccess: needs ingress.mode = \"gateway\": the edge proxy is what enforces the access token",
+            ));
+        }
+        let secure_access_token = valid
+            .spec
+            .secure_access
+            .then(crate::ingress::new_secure_access_token);
         let now = self.inner.clock.now();
         let expires_at = valid
             .spec
@@ -196,7 +209,7 @@ impl SandboxService {
             created_at: now,
             expires_at,
             address: None,
-            secure_access_token: None,
+            secure_access_token,
         };
         let record = self.commit(record, true).await?;
         tracing::info!(sandbox.id = %record.id, "sandbox accepted; provisioning in the background");

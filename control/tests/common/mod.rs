@@ -37,6 +37,7 @@ pub struct Knobs {
     pub allowed_host_paths: Vec<String>,
     pub pending_failure_ttl: Duration,
     pub clock: Option<Clock>,
+    pub ingress: sandgate_control::ingress::Ingress,
 }
 
 impl Default for Knobs {
@@ -48,6 +49,7 @@ impl Default for Knobs {
             allowed_host_paths: vec!["/data".to_owned()],
             pending_failure_ttl: Duration::from_secs(3600),
             clock: None,
+            ingress: Default::default(),
         }
     }
 }
@@ -69,6 +71,7 @@ impl TestApp {
                     allowed_host_paths: knobs.allowed_host_paths.clone(),
                 },
                 pending_failure_ttl: knobs.pending_failure_ttl,
+                ingress: knobs.ingress.clone(),
                 ..ServiceSettings::default()
             },
             clock: knobs.clock.unwrap_or(Clock::System),

@@ -334,12 +334,6 @@ impl Runtime for DockerRuntime {
                 "egress sidecars are not available on the Docker runtime yet",
             ));
         }
-        if spec.secure_access {
-            return Err(unsupported(
-                "secureAccess",
-                "secured endpoints need the edge proxy, which is not configured",
-            ));
-        }
         volumes::check(&spec.volumes, &self.settings.allowed_host_paths)
     }
 
