@@ -38,6 +38,8 @@ pub struct AppOptions {
     pub shutdown_grace: Duration,
     /// The token edge proxies present to stream routes; `None` disables it.
     pub routes_token: Option<String>,
+    /// The edge proxy that serves server-proxy paths (`http://host:port`).
+    pub edge_proxy: Option<axum::http::Uri>,
 }
 
 /// Why the control plane could not start.
@@ -105,6 +107,10 @@ impl App {
             metrics,
             routes,
             route_access,
+            relay: options
+                .edge_proxy
+                .clone()
+                .map(|edge| Arc::new(crate::http::relay::Relay::new(edge))),
         });
         Ok(Self {
             service,

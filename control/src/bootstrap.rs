@@ -35,6 +35,7 @@ pub fn app_options(config: &Config) -> AppOptions {
         clock: Clock::System,
         shutdown_grace: config.sandgate.shutdown_grace,
         routes_token: config.sandgate.routes_token.clone(),
+        edge_proxy: config.sandgate.edge_proxy_url.clone(),
     }
 }
 

@@ -1012,3 +1012,97 @@ async fn gateway_endpoints_secure_access_and_signed_routes() {
         json!(token)
     );
 }
+
+/// A stand-in edge proxy that echoes what it received.
+async fn echo_edge() -> axum::http::Uri {
+    use axum::extract::Request;
+    let echo = |request: Request| async move {
+        let (parts, body) = request.into_parts();
+        let body = http_body_util::BodyExt::collect(body)
+            .await
+            .unwrap()
+            .to_bytes();
+        let headers: serde_json::Map<String, Value> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap())))
+            .collect();
+        let seen = json!({"method": parts.method.as_str(), "uri": parts.uri.to_string(),
+            "headers": headers, "body": String::from_utf8_lossy(&body)});
+        (
+            StatusCode::CREATED,
+            [("x-from-sandbox", "yes")],
+            axum::Json(seen),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(echo)).await });
+    format!("http://{address}").parse().unwrap()
+}
+
+#[tokio::test]
+async fn server_proxy_paths_are_relayed_to_the_edge_proxy() {
+    let without = TestApp::start(Knobs {
+        api_key: Some("k".into()),
+        ..Knobs::default()
+    })
+    .await;
+    let (status, error) = without
+        .call(Method::GET, "/v1/sandboxes/abc/proxy/8080/x", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no API key needed, but no edge proxy: {error}"
+    );
+    let (status, _) = without
+        .call(Method::GET, "/v1/sandboxes/abc/proxy/8080/../x", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "paths with '..' are not proxy paths"
+    );
+
+    let app = TestApp::start(Knobs {
+        edge_proxy: Some(echo_edge().await),
+        ..Knobs::default()
+    })
+    .await;
+    for prefix in PREFIXES {
+        let uri = format!("{prefix}/sandboxes/abc/proxy/8080/api/run?q=search&path=%2Fworkspace");
+        let headers = [
+            ("x-trace", "t-1"),
+            ("open-sandbox-api-key", "secret"),
+            ("connection", "x-hop-temp"),
+            ("x-hop-temp", "1"),
+            ("cookie", "session=1"),
+            ("host", "control.example"),
+        ];
+        let (status, response_headers, seen) = app
+            .call_with(Method::POST, &uri, Some(json!({"run": 1})), &headers)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{seen}");
+        assert_eq!(response_headers["x-from-sandbox"], "yes");
+        assert_eq!(seen["method"], "POST");
+        assert_eq!(
+            seen["uri"],
+            json!(uri),
+            "path and query (with its encoding) are relayed verbatim"
+        );
+        assert_eq!(seen["body"], r#"{"run":1}"#);
+        let forwarded = seen["headers"].as_object().unwrap();
+        assert_eq!(forwarded["x-trace"], "t-1");
+        assert_eq!(forwarded["cookie"], "session=1");
+        assert_eq!(forwarded["x-forwarded-host"], "control.example");
+        assert!(
+            !forwarded.contains_key("open-sandbox-api-key"),
+            "the control plane's key never leaves it"
+        );
+        assert!(
+            !forwarded.contains_key("x-hop-temp"),
+            "hop-by-hop headers are dropped"
+        );
+    }
+}

@@ -252,6 +252,8 @@ pub struct SandgateConfig {
     pub orphan_policy: OrphanPolicy,
     /// How long shutdown waits for in-flight work (default 30 s).
     pub shutdown_grace: Duration,
+    /// The edge proxy behind the server-proxy path, if any.
+    pub edge_proxy_url: Option<http::Uri>,
     /// The route-stream token (env `SANDGATE_ROUTES_TOKEN` overrides); `None` disables the stream.
     pub routes_token: Option<String>,
     /// This control plane's name on a shared engine (default `default`).

@@ -380,6 +380,8 @@ pub struct RawSandgate {
     pub orphan_policy: Option<String>,
     /// How long shutdown waits for in-flight work, at least 0 (default 30).
     pub shutdown_grace_seconds: Option<i64>,
+    /// The edge proxy (`http://host:port`) that serves `/sandboxes/{id}/proxy/{port}/...` for `use_server_proxy` clients.
+    pub edge_proxy_url: Option<String>,
     /// Shared secret edge proxies present (as a bearer token) to stream the routing table; unset disables the stream.
     pub routes_token: Option<String>,
     /// Name of this control plane on a shared engine; it only sees runtime objects labelled with it (default `default`).

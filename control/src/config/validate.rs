@@ -414,7 +414,26 @@ fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> Sandgate
             "must be at least 16 characters (it guards the routing table)",
         );
     }
+    let edge_proxy_url = raw
+        .edge_proxy_url
+        .and_then(|text| match text.parse::<http::Uri>() {
+            Ok(uri)
+                if uri.scheme_str() == Some("http")
+                    && uri.authority().is_some()
+                    && uri.path() == "/" =>
+            {
+                Some(uri)
+            }
+            _ => {
+                p.push(
+                    "sandgate.edge_proxy_url",
+                    format!("{text:?} must be http://host:port (no path)"),
+                );
+                None
+            }
+        });
     SandgateConfig {
+        edge_proxy_url,
         routes_token,
         instance,
         docker_stop_grace: seconds(stop_grace.unwrap_or(3)),

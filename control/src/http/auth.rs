@@ -87,10 +87,14 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// Whether `path` is served without a key.
+/// The server-proxy paths (`(/v1)?/sandboxes/{id}/proxy/{port}[/...]`,
+/// without `..` segments) are exempt too: the edge proxy behind them checks
+/// each sandbox's own access rules.
 pub fn is_exempt(path: &str) -> bool {
     EXEMPT_PREFIXES
         .iter()
         .any(|prefix| path.starts_with(prefix))
+        || sandgate_shared::route_key::parse_server_proxy_path(path).is_ok()
 }
 
 /// Rejects requests without the right key (CORS pre-flights pass).
@@ -139,5 +143,8 @@ mod tests {
         assert!(is_exempt("/docs/index.html"));
         assert!(!is_exempt("/v1/health"));
         assert!(!is_exempt("/metrics"));
+        assert!(is_exempt("/v1/sandboxes/id/proxy/8080/x"));
+        assert!(!is_exempt("/sandboxes/abc/proxy/8080/../other"));
+        assert!(!is_exempt("/sandboxes/s1/proxy/not-a-port/x"));
     }
 }

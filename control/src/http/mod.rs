@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod extract;
 pub mod middleware;
+pub mod relay;
 pub mod sandboxes;
 pub mod system;
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use axum::routing::{get, patch, post};
+use axum::routing::{any, get, patch, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::{ApiError, codes};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub routes: crate::routes::RoutePublisher,
     /// Who may stream it.
     pub route_access: crate::routes::stream::RouteStreamAccess,
+    /// The relay to the edge proxy for server-proxy paths, if configured.
+    pub relay: Option<Arc<relay::Relay>>,
 }
 
 /// The lifecycle routes, mounted twice.
@@ -58,6 +61,11 @@ fn lifecycle_routes() -> Router<AppState> {
         .route(
             "/sandboxes/{sandbox_id}/endpoints/{port}",
             get(sandboxes::endpoint),
+        )
+        .route("/sandboxes/{sandbox_id}/proxy/{port}", any(relay::relay))
+        .route(
+            "/sandboxes/{sandbox_id}/proxy/{port}/{*rest}",
+            any(relay::relay),
         )
 }
 

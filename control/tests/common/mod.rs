@@ -38,6 +38,7 @@ pub struct Knobs {
     pub pending_failure_ttl: Duration,
     pub clock: Option<Clock>,
     pub ingress: sandgate_control::ingress::Ingress,
+    pub edge_proxy: Option<axum::http::Uri>,
 }
 
 impl Default for Knobs {
@@ -50,6 +51,7 @@ impl Default for Knobs {
             pending_failure_ttl: Duration::from_secs(3600),
             clock: None,
             ingress: Default::default(),
+            edge_proxy: None,
         }
     }
 }
@@ -77,6 +79,7 @@ impl TestApp {
             clock: knobs.clock.unwrap_or(Clock::System),
             shutdown_grace: Duration::from_secs(1),
             routes_token: Some("test-routes-token-0123456789".to_owned()),
+            edge_proxy: knobs.edge_proxy.clone(),
         };
         let app = App::start(options.clone(), fake.clone() as Arc<dyn Runtime>)
             .await
