@@ -30,5 +30,8 @@ step "example configurations"
 for file in config/control*.toml; do
     "$SANDGATE_CONTROL_BIN" --check-config "$file"
 done
+for file in config/proxy*.toml; do
+    "$target_dir/debug/sandgate-proxy" --check-config "$file"
+done
 
 step "all gates passed"

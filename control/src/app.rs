@@ -154,37 +154,50 @@ impl App {
     }
 }
 
-fn spawn_due_loop(
-    service: SandboxService,
-    mut due: mpsc::UnboundedReceiver<Due>,
+/// Runs `handle` on every message until the channel closes or `stop` fires.
+fn spawn_consumer<T, F, Fut>(
+    mut messages: mpsc::UnboundedReceiver<T>,
     stop: CancellationToken,
-) {
+    handle: F,
+) where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {
-                next = due.recv() => next,
+                next = messages.recv() => next,
                 () = stop.cancelled() => None,
             };
-            let Some(deadline) = next else { return };
-            let service = service.clone();
+            let Some(message) = next else { return };
+            handle(message).await;
+        }
+    });
+}
+
+/// Deadlines are handled concurrently: one slow deletion delays no other.
+fn spawn_due_loop(
+    service: SandboxService,
+    due: mpsc::UnboundedReceiver<Due>,
+    stop: CancellationToken,
+) {
+    spawn_consumer(due, stop, move |deadline| {
+        let service = service.clone();
+        async move {
             tokio::spawn(async move { service.on_due(deadline).await });
         }
     });
 }
 
+/// Engine events are applied in order.
 fn spawn_event_loop(
     service: SandboxService,
-    mut events: mpsc::UnboundedReceiver<RuntimeEvent>,
+    events: mpsc::UnboundedReceiver<RuntimeEvent>,
     stop: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        loop {
-            let next = tokio::select! {
-                next = events.recv() => next,
-                () = stop.cancelled() => None,
-            };
-            let Some(event) = next else { return };
-            service.on_runtime_event(event).await;
-        }
+    spawn_consumer(events, stop, move |event| {
+        let service = service.clone();
+        async move { service.on_runtime_event(event).await }
     });
 }

@@ -182,19 +182,25 @@ pub fn parse_uri_path_unsigned(path: &str) -> Result<(RouteKey<'_>, &str), Route
     if id.is_empty() {
         return Err(RouteParseError::EmptyId);
     }
-    let (port, rest) = match after_id.find('/') {
-        Some(i) => after_id.split_at(i),
-        None => (after_id, ""),
-    };
-    let port = parse_port(port).ok_or(RouteParseError::BadPort)?;
+    let (port, rest) = split_port(after_id)?;
     Ok((
         RouteKey {
             sandbox_id: id,
             port,
             signed: None,
         },
-        forwarded(rest),
+        rest,
     ))
+}
+
+/// `<port>[/rest]` → the port and the path to forward (`/` when empty).
+fn split_port(text: &str) -> Result<(u16, &str), RouteParseError> {
+    let (port, rest) = match text.find('/') {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let port = parse_port(port).ok_or(RouteParseError::BadPort)?;
+    Ok((port, forwarded(rest)))
 }
 
 fn forwarded(rest: &str) -> &str {
@@ -222,18 +228,14 @@ pub fn parse_server_proxy_path(path: &str) -> Result<(RouteKey<'_>, &str), Route
     if id.is_empty() {
         return Err(RouteParseError::EmptyId);
     }
-    let (port, rest) = match after_proxy.find('/') {
-        Some(i) => after_proxy.split_at(i),
-        None => (after_proxy, ""),
-    };
-    let port = parse_port(port).ok_or(RouteParseError::BadPort)?;
+    let (port, rest) = split_port(after_proxy)?;
     Ok((
         RouteKey {
             sandbox_id: id,
             port,
             signed: None,
         },
-        forwarded(rest),
+        rest,
     ))
 }
 

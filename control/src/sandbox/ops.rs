@@ -27,86 +27,86 @@ pub struct EndpointOptions {
     pub request_host: Option<String>,
 }
 
+/// One freeze or thaw: the three transitions it may take and its wording.
+struct FreezeOp {
+    begin: (Transition, &'static str, &'static str),
+    done: (Transition, &'static str, &'static str),
+    failed: (Transition, &'static str, &'static str),
+    conflict_code: &'static str,
+    failure_code: &'static str,
+    verb: &'static str,
+}
+
 impl SandboxService {
     /// Freezes a running sandbox.
     pub async fn pause(&self, id: &str) -> Result<(), SandboxError> {
-        let (_guard, record) = self.lock(id).await?;
         let codes = self.inner.codes;
-        let pausing = self.transition(
-            &record,
-            Transition::BeginPause,
-            reason::PAUSING,
-            "Pausing the sandbox.",
-            codes.not_running(),
-        )?;
-        let record = self.commit(pausing, true).await?;
-        match self.inner.runtime.pause(&record.id).await {
-            Ok(()) => {
-                let paused = self.transition(
-                    &record,
-                    Transition::Paused,
-                    reason::PAUSED,
-                    "Sandbox is paused.",
-                    codes.not_running(),
-                )?;
-                self.commit(paused, true).await.map(|_| ())
-            }
-            Err(source) => {
-                let message = format!("Pause failed; the sandbox is still running: {source}");
-                let back = self.transition(
-                    &record,
-                    Transition::PauseFailed,
-                    reason::RUNNING,
-                    message,
-                    codes.not_running(),
-                )?;
-                self.commit(back, true).await?;
-                let action = format!("pausing sandbox {}", record.id);
-                Err(SandboxError::Runtime {
-                    code: codes.pause_failed(),
-                    action,
-                    source,
-                })
-            }
-        }
+        let op = FreezeOp {
+            begin: (
+                Transition::BeginPause,
+                reason::PAUSING,
+                "Pausing the sandbox.",
+            ),
+            done: (Transition::Paused, reason::PAUSED, "Sandbox is paused."),
+            failed: (
+                Transition::PauseFailed,
+                reason::RUNNING,
+                "Pause failed; the sandbox is still running",
+            ),
+            conflict_code: codes.not_running(),
+            failure_code: codes.pause_failed(),
+            verb: "pausing",
+        };
+        self.freeze_op(id, op).await
     }
 
     /// Unfreezes a paused sandbox.
     pub async fn resume(&self, id: &str) -> Result<(), SandboxError> {
-        let (_guard, record) = self.lock(id).await?;
         let codes = self.inner.codes;
-        let resuming = self.transition(
-            &record,
-            Transition::BeginResume,
-            reason::RESUMING,
-            "Resuming the sandbox.",
-            codes.not_paused(),
-        )?;
-        let record = self.commit(resuming, true).await?;
-        match self.inner.runtime.resume(&record.id).await {
+        let op = FreezeOp {
+            begin: (
+                Transition::BeginResume,
+                reason::RESUMING,
+                "Resuming the sandbox.",
+            ),
+            done: (Transition::Resumed, reason::RUNNING, "Sandbox is running."),
+            failed: (
+                Transition::ResumeFailed,
+                reason::PAUSED,
+                "Resume failed; the sandbox is still paused",
+            ),
+            conflict_code: codes.not_paused(),
+            failure_code: codes.resume_failed(),
+            verb: "resuming",
+        };
+        self.freeze_op(id, op).await
+    }
+
+    /// Begin (durably), ask the runtime, then record the outcome.
+    async fn freeze_op(&self, id: &str, op: FreezeOp) -> Result<(), SandboxError> {
+        let (_guard, record) = self.lock(id).await?;
+        let (transition, why, message) = op.begin;
+        let begun = self.transition(&record, transition, why, message, op.conflict_code)?;
+        let record = self.commit(begun, true).await?;
+        let outcome = if op.begin.0 == Transition::BeginPause {
+            self.inner.runtime.pause(&record.id).await
+        } else {
+            self.inner.runtime.resume(&record.id).await
+        };
+        match outcome {
             Ok(()) => {
-                let running = self.transition(
-                    &record,
-                    Transition::Resumed,
-                    reason::RUNNING,
-                    "Sandbox is running.",
-                    codes.not_paused(),
-                )?;
-                self.commit(running, true).await.map(|_| ())
+                let (transition, why, message) = op.done;
+                let done = self.transition(&record, transition, why, message, op.conflict_code)?;
+                self.commit(done, true).await.map(|_| ())
             }
             Err(source) => {
-                let message = format!("Resume failed; the sandbox is still paused: {source}");
-                let back = self.transition(
-                    &record,
-                    Transition::ResumeFailed,
-                    reason::PAUSED,
-                    message,
-                    codes.not_paused(),
-                )?;
+                let (transition, why, message) = op.failed;
+                let message = format!("{message}: {source}");
+                let back = self.transition(&record, transition, why, message, op.conflict_code)?;
                 self.commit(back, true).await?;
-                let action = format!("resuming sandbox {}", record.id);
+                let action = format!("{} sandbox {}", op.verb, record.id);
                 Err(SandboxError::Runtime {
-                    code: codes.resume_failed(),
+                    code: op.failure_code,
                     action,
                     source,
                 })
