@@ -1106,3 +1106,78 @@ async fn server_proxy_paths_are_relayed_to_the_edge_proxy() {
         );
     }
 }
+
+#[tokio::test]
+async fn diagnostics_report_the_status_history() {
+    let app = app().await;
+    let id = app.create("/v1", body()).await;
+    app.wait_state(&id, "Running").await;
+    app.call(Method::POST, &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    for prefix in PREFIXES {
+        let (status, events) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes/{id}/diagnostics/events?scope=lifecycle"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{events}");
+        assert_eq!(
+            (events["kind"].as_str(), events["delivery"].as_str()),
+            (Some("events"), Some("inline"))
+        );
+        let text = events["content"].as_str().unwrap();
+        let order: Vec<_> = ["Pending", "Running", "Pausing", "Paused"]
+            .iter()
+            .map(|s| text.find(&format!("lifecycle {s} ")).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let (_, logs) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes/{id}/diagnostics/logs?scope=container"),
+                None,
+            )
+            .await;
+        assert_eq!(logs["content"], "(no container output)\n");
+        let (status, error) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes/{id}/diagnostics/logs?scope=network"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("SANDBOX::INVALID_PARAMETER"))
+        );
+        let (status, _) = app
+            .call(
+                Method::GET,
+                &format!("{prefix}/sandboxes/nope/diagnostics/logs?scope=all"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, headers, legacy) = app
+        .call_with(
+            Method::GET,
+            &format!("/v1/sandboxes/{id}/diagnostics/events"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, &headers["deprecation"], &headers["content-type"]),
+        (
+            StatusCode::OK,
+            &"true".parse::<axum::http::HeaderValue>().unwrap(),
+            &"text/plain; charset=utf-8"
+                .parse::<axum::http::HeaderValue>()
+                .unwrap()
+        )
+    );
+    assert!(legacy.as_str().unwrap().contains("lifecycle Paused"));
+}

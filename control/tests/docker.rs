@@ -455,3 +455,56 @@ async fn private_registry_pulls_need_the_right_credentials() {
     let _ = docker(&["rm", "-f", &container(&id)]);
     let _ = docker(&["rmi", &image]);
 }
+
+#[tokio::test]
+async fn diagnostics_carry_container_output_and_process_events() {
+    let app = DockerApp::start(|_| {}).await;
+    let id = app
+        .app
+        .create(
+            "/v1",
+            busybox(&[
+                "sh",
+                "-c",
+                "echo hello-from-the-sandbox; echo oops >&2; sleep 600",
+            ]),
+        )
+        .await;
+    app.app.wait_state(&id, "Running").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let (status, logs) = app
+            .app
+            .call(
+                Method::GET,
+                &format!("/v1/sandboxes/{id}/diagnostics/logs?scope=container"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{logs}");
+        if logs["content"].as_str().unwrap().contains("oops") {
+            break logs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{logs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        logs["content"]
+            .as_str()
+            .unwrap()
+            .contains("hello-from-the-sandbox")
+    );
+    let (_, events) = app
+        .app
+        .call(
+            Method::GET,
+            &format!("/v1/sandboxes/{id}/diagnostics/events?scope=all"),
+            None,
+        )
+        .await;
+    let text = events["content"].as_str().unwrap();
+    assert!(
+        text.contains("process started") && text.contains("lifecycle Running"),
+        "{text}"
+    );
+}

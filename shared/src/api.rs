@@ -257,3 +257,27 @@ mod tests {
         );
     }
 }
+
+/// The body of `GET /sandboxes/{id}/diagnostics/{logs|events}?scope=…`
+/// (OpenSandbox's Diagnostics API, inline delivery).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiagnosticContent {
+    /// The sandbox.
+    pub sandbox_id: SandboxId,
+    /// `logs` or `events`.
+    pub kind: String,
+    /// The scope that was asked for.
+    pub scope: String,
+    /// Always `inline`: the text is in `content`.
+    pub delivery: String,
+    /// `text/plain; charset=utf-8`.
+    pub content_type: String,
+    /// The diagnostic text (display-oriented, not a stable format).
+    pub content: String,
+    /// Whether older material was cut to respect size limits.
+    pub truncated: bool,
+    /// What could not be collected, if anything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}

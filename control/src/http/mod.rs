@@ -62,6 +62,10 @@ fn lifecycle_routes() -> Router<AppState> {
             "/sandboxes/{sandbox_id}/endpoints/{port}",
             get(sandboxes::endpoint),
         )
+        .route(
+            "/sandboxes/{sandbox_id}/diagnostics/{kind}",
+            get(sandboxes::diagnostics),
+        )
         .route("/sandboxes/{sandbox_id}/proxy/{port}", any(relay::relay))
         .route(
             "/sandboxes/{sandbox_id}/proxy/{port}/{*rest}",

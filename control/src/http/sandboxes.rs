@@ -154,3 +154,41 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
         ))),
     }
 }
+
+/// `GET /sandboxes/{id}/diagnostics/{logs|events}?scope=…`. Without `scope`
+/// the text alone is returned as `text/plain` with `Deprecation: true`, as
+/// OpenSandbox's legacy clients expect (scope `all`).
+pub async fn diagnostics(
+    State(state): State<AppState>,
+    Path((id, kind)): Path<(String, String)>,
+    RawQueryString(query): RawQueryString,
+) -> Result<axum::response::Response, ApiError> {
+    use crate::sandbox::diagnostics::DiagnosticKind;
+    use axum::response::IntoResponse;
+    let kind = match kind.as_str() {
+        "logs" => DiagnosticKind::Logs,
+        "events" => DiagnosticKind::Events,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!("No diagnostics kind {other:?}; use logs or events."),
+            ));
+        }
+    };
+    let scope = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned());
+    let Some(scope) = scope else {
+        let content = state.service.diagnostics(&id, kind, "all").await?.content;
+        let headers = [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            ),
+            (axum::http::HeaderName::from_static("deprecation"), "true"),
+        ];
+        return Ok((headers, content).into_response());
+    };
+    Ok(Json(state.service.diagnostics(&id, kind, &scope).await?).into_response())
+}

@@ -262,6 +262,18 @@ pub trait Runtime: Send + Sync + 'static {
         port: u16,
     ) -> Result<ResolvedEndpoint, RuntimeError>;
 
+    /// The last `tail` lines of the sandbox's output (stdout and stderr,
+    /// timestamped), and whether older output was cut. The default has none.
+    async fn logs(&self, _id: &SandboxId, _tail: usize) -> Result<(String, bool), RuntimeError> {
+        Ok((String::new(), false))
+    }
+
+    /// What the engine recorded about the sandbox's process (created,
+    /// started, finished, exit code, OOM kill), one line each. The default has none.
+    async fn process_events(&self, _id: &SandboxId) -> Result<Vec<String>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
     /// Whether the engine answers; drives `/health` detail.
     async fn health(&self) -> Result<(), RuntimeError>;
 

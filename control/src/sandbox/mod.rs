@@ -1,6 +1,7 @@
 //! The sandbox domain: model, validation, state machine and the service that
 //! is the only writer of sandbox state.
 
+pub mod diagnostics;
 pub mod error;
 pub mod labels;
 pub mod lifecycle;

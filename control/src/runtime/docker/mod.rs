@@ -8,8 +8,10 @@
 //! - [`volumes`]: host binds under the allow-list, named volumes.
 //! - [`observe`]: container state, identity and addresses.
 //! - [`events`]: the engine's event stream.
+//! - [`diagnostics`]: container output and process events.
 //! - [`errors`]: engine errors classified by meaning.
 
+mod diagnostics;
 mod errors;
 mod events;
 mod execd;
@@ -433,6 +435,14 @@ impl Runtime for DockerRuntime {
             endpoint,
             headers: BTreeMap::new(),
         })
+    }
+
+    async fn logs(&self, id: &SandboxId, tail: usize) -> Result<(String, bool), RuntimeError> {
+        diagnostics::logs(&self.docker, id, tail).await
+    }
+
+    async fn process_events(&self, id: &SandboxId) -> Result<Vec<String>, RuntimeError> {
+        Ok(diagnostics::process_events(&self.inspect(id).await?))
     }
 
     async fn health(&self) -> Result<(), RuntimeError> {
