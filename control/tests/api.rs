@@ -1070,6 +1070,22 @@ async fn server_proxy_paths_are_relayed_to_the_edge_proxy() {
         ..Knobs::default()
     })
     .await;
+    for tail in ["", "/"] {
+        let (status, seen) = app
+            .call(
+                Method::GET,
+                &format!("/v1/sandboxes/abc/proxy/8080{tail}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, &seen["uri"]),
+            (
+                StatusCode::CREATED,
+                &json!(format!("/v1/sandboxes/abc/proxy/8080{tail}"))
+            )
+        );
+    }
     for prefix in PREFIXES {
         let uri = format!("{prefix}/sandboxes/abc/proxy/8080/api/run?q=search&path=%2Fworkspace");
         let headers = [

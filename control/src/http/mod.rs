@@ -67,6 +67,7 @@ fn lifecycle_routes() -> Router<AppState> {
             get(sandboxes::diagnostics),
         )
         .route("/sandboxes/{sandbox_id}/proxy/{port}", any(relay::relay))
+        .route("/sandboxes/{sandbox_id}/proxy/{port}/", any(relay::relay))
         .route(
             "/sandboxes/{sandbox_id}/proxy/{port}/{*rest}",
             any(relay::relay),
