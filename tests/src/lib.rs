@@ -1,16 +1,20 @@
-//! End-to-end harness for Sandgate: runs the real `sandgate-control` binary.
+//! End-to-end harness for Sandgate: runs the real `sandgate-control` and
+//! `sandgate-proxy` binaries.
 //!
-//! The tests in `tests/tests/` start the binary as a child process with a
-//! generated configuration (fake runtime, SQLite store, fake-engine state
-//! file, all in a temporary directory), talk to it over HTTP on 127.0.0.1,
-//! kill it with SIGKILL and start it again on the same store and port.
+//! The tests in `tests/tests/` start the binaries as child processes with
+//! generated configurations (fake or Docker runtime, SQLite store,
+//! fake-engine state file, all in a temporary directory), talk to them over
+//! HTTP on 127.0.0.1, kill them with SIGKILL and start them again on the
+//! same store and port. A failing test prints the tail of each process log.
 //!
-//! # The binary must be built first
+//! # The binaries must be built first
 //! Tests never run `cargo build` themselves. CI (and you) run
-//! `cargo build --workspace` (or `cargo build -p sandgate-control`) before
-//! `cargo nextest run -p sandgate-tests`. The binary is taken from the
-//! `SANDGATE_CONTROL_BIN` environment variable when set, else from
-//! `<workspace>/target/debug/sandgate-control`.
+//! `cargo build --workspace` before `cargo nextest run -p sandgate-tests`.
+//! The control plane is taken from the `SANDGATE_CONTROL_BIN` environment
+//! variable when set, else from `<workspace>/target/debug/sandgate-control`;
+//! the edge proxy from `SANDGATE_PROXY_BIN`, else `sandgate-proxy` next to
+//! the control binary. The Docker scenarios (`tests/tests/edge.rs`) also
+//! need a Docker engine and the images of `scripts/build-test-images.sh`.
 //!
 //! # Layout
 //! - [`process`]: [`ControlProcess`], the child process and its config.
@@ -18,14 +22,26 @@
 //! - [`poll`]: [`poll_until`], condition polling with a deadline (no bare sleeps).
 //! - [`prom`]: reading single values out of the Prometheus text format.
 //! - [`sandboxes`]: typed Lifecycle API calls ([`Listing`], [`engine_ids`]).
+//! - [`edge`]: [`ProxyProcess`] (the edge proxy binary), [`EdgeStack`]
+//!   (control plane + proxy wired like `scripts/stack.sh`, on the fake or the
+//!   Docker runtime with a per-test `[sandgate] instance`).
+//! - [`http`]: [`Http`], a general client for traffic through the proxy, and
+//!   streaming bodies.
+//! - [`upstream`]: host-side servers that stand in for ports of fake-runtime
+//!   sandboxes (HTTP, WebSocket echo).
 
 pub mod client;
+pub mod edge;
+pub mod http;
 pub mod poll;
 pub mod process;
 pub mod prom;
 pub mod sandboxes;
+pub mod upstream;
 
 pub use client::{Api, Response};
+pub use edge::{DockerInstance, EdgeStack, ProxyOptions, ProxyProcess, StackOptions};
+pub use http::{Http, Reply};
 pub use poll::poll_until;
-pub use process::{ControlOptions, ControlProcess, control_binary};
+pub use process::{ControlOptions, ControlProcess, RuntimeKind, control_binary};
 pub use sandboxes::{Listing, create_body, engine_ids};

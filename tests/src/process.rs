@@ -22,18 +22,41 @@ use crate::poll::POLL_INTERVAL;
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Environment variables that would change the generated configuration.
-const SCRUBBED_ENV: [&str; 4] = [
+const SCRUBBED_ENV: [&str; 5] = [
     "OPENSANDBOX_SERVER_API_KEY",
     "SANDBOX_CONFIG_PATH",
     "PENDING_FAILURE_TTL",
     "RUST_LOG",
+    "SANDGATE_ROUTES_TOKEN",
 ];
+
+/// Which runtime the generated configuration selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    /// `runtime.type = "fake"` with a state file in the temporary directory.
+    #[default]
+    Fake,
+    /// `runtime.type = "docker"` on the local engine, bridge network.
+    Docker,
+}
 
 /// What to put in the generated configuration.
 #[derive(Debug, Clone)]
 pub struct ControlOptions {
-    /// `sandgate.fake.provision_latency_ms`.
+    /// `runtime.type`.
+    pub runtime: RuntimeKind,
+    /// `sandgate.fake.provision_latency_ms` (fake runtime only).
     pub provision_latency_ms: u64,
+    /// `sandgate.instance`; `None` keeps the default ("default"). Docker
+    /// tests must set a unique one so they never see each other's containers.
+    pub instance: Option<String>,
+    /// `ingress.mode = "gateway"` with URI routes at this address
+    /// (`127.0.0.1:PORT` of the edge proxy); `None` keeps direct ingress.
+    pub gateway_address: Option<String>,
+    /// `sandgate.routes_token`: enables the route stream for edge proxies.
+    pub routes_token: Option<String>,
+    /// `sandgate.edge_proxy_url`: where server-proxy paths are relayed.
+    pub edge_proxy_url: Option<String>,
     /// Extra TOML appended verbatim (tables not otherwise written).
     pub extra_toml: String,
 }
@@ -41,7 +64,12 @@ pub struct ControlOptions {
 impl Default for ControlOptions {
     fn default() -> Self {
         Self {
+            runtime: RuntimeKind::Fake,
             provision_latency_ms: 50,
+            instance: None,
+            gateway_address: None,
+            routes_token: None,
+            edge_proxy_url: None,
             extra_toml: String::new(),
         }
     }
@@ -74,14 +102,19 @@ pub fn control_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// A path as a TOML basic string (JSON string escapes are valid TOML).
-fn toml_path(path: &Path) -> anyhow::Result<String> {
+pub fn toml_path(path: &Path) -> anyhow::Result<String> {
     let text = path.to_str().context("temporary path is not UTF-8")?;
+    toml_string(text)
+}
+
+/// Text as a TOML basic string.
+pub fn toml_string(text: &str) -> anyhow::Result<String> {
     Ok(serde_json::to_string(text)?)
 }
 
@@ -100,6 +133,11 @@ impl ControlProcess {
         process.spawn()?;
         process.wait_healthy().await?;
         Ok(process)
+    }
+
+    /// The port it listens on (kept across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -175,15 +213,46 @@ impl ControlProcess {
     }
 
     fn write_config(&self, options: &ControlOptions) -> anyhow::Result<()> {
-        let text = format!(
-            "[server]\nhost = \"127.0.0.1\"\nport = {port}\n\n[runtime]\ntype = \"fake\"\n\n\
-             [store]\npath = {store}\n\n[sandgate.fake]\nprovision_latency_ms = {latency}\nstate_file = {engine}\n\n{extra}\n",
+        use std::fmt::Write as _;
+        let runtime = match options.runtime {
+            RuntimeKind::Fake => "fake",
+            RuntimeKind::Docker => "docker",
+        };
+        let mut text = format!(
+            "[server]\nhost = \"127.0.0.1\"\nport = {port}\n\n[runtime]\ntype = \"{runtime}\"\n\n\
+             [store]\npath = {store}\n\n[sandgate]\n",
             port = self.port,
             store = toml_path(&self.dir().join("state.db"))?,
-            latency = options.provision_latency_ms,
-            engine = toml_path(&self.engine_state_path())?,
-            extra = options.extra_toml,
         );
+        if let Some(instance) = &options.instance {
+            writeln!(text, "instance = {}", toml_string(instance)?)?;
+        }
+        if let Some(token) = &options.routes_token {
+            writeln!(text, "routes_token = {}", toml_string(token)?)?;
+        }
+        if let Some(url) = &options.edge_proxy_url {
+            writeln!(text, "edge_proxy_url = {}", toml_string(url)?)?;
+        }
+        match options.runtime {
+            RuntimeKind::Fake => write!(
+                text,
+                "\n[sandgate.fake]\nprovision_latency_ms = {latency}\nstate_file = {engine}\n",
+                latency = options.provision_latency_ms,
+                engine = toml_path(&self.engine_state_path())?,
+            )?,
+            // No grace: busybox as PID 1 ignores SIGTERM, deletes would wait.
+            RuntimeKind::Docker => text
+                .push_str("docker_stop_grace_seconds = 0\n\n[docker]\nnetwork_mode = \"bridge\"\n"),
+        }
+        if let Some(address) = &options.gateway_address {
+            write!(
+                text,
+                "\n[ingress]\nmode = \"gateway\"\n\n[ingress.gateway]\naddress = {}\n\n\
+                 [ingress.gateway.route]\nmode = \"uri\"\n",
+                toml_string(address)?
+            )?;
+        }
+        writeln!(text, "\n{}", options.extra_toml)?;
         std::fs::write(self.config_path(), text).context("writing the config")
     }
 
@@ -238,9 +307,25 @@ impl ControlProcess {
 
 impl Drop for ControlProcess {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let exited = match self.child.take() {
+            Some(mut child) => {
+                let exited = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                let _ = child.wait();
+                exited
+            }
+            None => None,
+        };
+        // A failing test gets the server's side of the story.
+        if std::thread::panicking() {
+            let state = exited.map_or("running or stopped by the test".to_owned(), |s| {
+                format!("had exited: {s}")
+            });
+            eprintln!(
+                "--- sandgate-control on port {} ({state}), log tail ---\n{}",
+                self.port,
+                self.log_tail(40)
+            );
         }
     }
 }
