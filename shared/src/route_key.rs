@@ -193,6 +193,12 @@ pub fn parse_uri_path_unsigned(path: &str) -> Result<(RouteKey<'_>, &str), Route
     ))
 }
 
+/// `..`, also percent-encoded (`%2e%2e`, `.%2E`, …).
+fn is_dot_dot(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    matches!(lower.as_str(), ".." | "%2e%2e" | ".%2e" | "%2e.")
+}
+
 /// `<port>[/rest]` → the port and the path to forward (`/` when empty).
 fn split_port(text: &str) -> Result<(u16, &str), RouteParseError> {
     let (port, rest) = match text.find('/') {
@@ -209,10 +215,10 @@ fn forwarded(rest: &str) -> &str {
 
 /// Parses the control plane's server-proxy path
 /// `(/v1)?/sandboxes/<id>/proxy/<port>[/rest]`. Paths with a `..` segment
-/// are refused, so they can never be mistaken for (unauthenticated) proxy
+/// (literal or percent-encoded) are refused, so they can never be mistaken for (unauthenticated) proxy
 /// paths by the control plane.
 pub fn parse_server_proxy_path(path: &str) -> Result<(RouteKey<'_>, &str), RouteParseError> {
-    if path.split('/').any(|segment| segment == "..") {
+    if path.split('/').any(is_dot_dot) {
         return Err(RouteParseError::NotARoutePath);
     }
     let path = path.strip_prefix("/v1").unwrap_or(path);

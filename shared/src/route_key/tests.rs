@@ -111,6 +111,8 @@ fn server_proxy_paths() {
         "/sandboxes/s1/proxy/8080x/",
         "/sandboxes/abc/proxy/8080/../other",
         "/sandboxes/../admin/proxy/8080",
+        "/sandboxes/x/proxy/80/%2e%2e/admin",
+        "/sandboxes/x/proxy/80/.%2E/admin",
     ] {
         assert!(parse_server_proxy_path(bad).is_err(), "{bad:?}");
     }

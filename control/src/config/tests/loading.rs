@@ -124,7 +124,8 @@ fn config_directory_files_all_validate() {
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|ext| ext == "toml") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("control") && name.ends_with(".toml") {
             let text = std::fs::read_to_string(&path).unwrap();
             if let Err(error) = load_str(&text, &path.display().to_string(), &env()) {
                 panic!("{error}");
