@@ -100,6 +100,11 @@ impl Reject {
     }
 
     /// The sandbox is not in the route table.
+    /// Whether this is the answer for an unknown sandbox.
+    pub(crate) fn is_not_found(&self) -> bool {
+        self.code == "PROXY::SANDBOX_NOT_FOUND"
+    }
+
     pub fn not_found(id: &str) -> Self {
         // The id comes from the request: echo it only when it could be a real one.
         let plausible = id.len() <= sandgate_shared::ids::MAX_SANDBOX_ID_LEN

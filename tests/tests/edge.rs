@@ -716,8 +716,6 @@ async fn a_request_to_a_pending_sandbox_is_held_until_it_runs() {
     let http = Http::new();
     let created = Instant::now();
     let id = create_fake(&api).await;
-    // The proxy must know the sandbox first (see the ignored test below for
-    // what happens when the request outruns the route stream).
     stack.wait_proxy_synced().await.unwrap();
     let state = api.sandbox(&id).await.unwrap().unwrap().status.state;
     assert_eq!(
@@ -744,17 +742,13 @@ async fn a_request_to_a_pending_sandbox_is_held_until_it_runs() {
     assert_eq!(state, SandboxState::Running);
 }
 
-/// PRODUCT BUG (reported; ignored until fixed, run with `--run-ignored`):
-/// `POST /v1/sandboxes` answers 202 before the edge proxies have received
-/// the new (Pending) route, and the proxy answers an id it does not know
-/// with an immediate 404. So a client that uses its gateway endpoint right
-/// after the create gets `404 PROXY::SANDBOX_NOT_FOUND` for a sandbox that
-/// exists, although the README promises gateway endpoints work "immediately
-/// (even while Pending: the proxy holds requests until the sandbox runs)".
-/// Measured with this test: 3 to 9 of 30 requests on an idle machine; 16 of
-/// 50 with two CPU hogs running.
+/// `POST /v1/sandboxes` answers 202 before every edge proxy has received the
+/// new (Pending) route. A client that uses its gateway endpoint right away
+/// must still never see `404 PROXY::SANDBOX_NOT_FOUND`: the proxy holds a
+/// request for an unknown id until the next table arrives
+/// (`routing.unknown_wait_ms`). Before that fix this failed 3 to 9 times in
+/// 30 on an idle machine, 16 in 50 under CPU load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: a request right after the create can get 404 PROXY::SANDBOX_NOT_FOUND (route not yet streamed to the proxy)"]
 async fn a_request_right_after_the_create_is_never_answered_not_found() {
     let server = upstream::hello().await.unwrap();
     let stack = fake_stack(300, "").await;

@@ -106,6 +106,10 @@ pub struct RoutingConfig {
     pub wildcard_domains: Vec<String>,
     /// How long a request to a Pending sandbox is held; zero answers 503 at once.
     pub pending_wait: Duration,
+    /// How long a request for an unknown, well-formed id waits for its route
+    /// (a sandbox created a moment ago may not have reached this proxy yet);
+    /// zero answers 404 at once.
+    pub unknown_wait: Duration,
     /// Which `Host` goes upstream.
     pub host_policy: HostPolicy,
 }

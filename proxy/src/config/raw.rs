@@ -105,6 +105,8 @@ pub struct RawRouting {
     pub wildcard_domains: Option<Vec<String>>,
     /// How long a request to a Pending sandbox is held, 0..=3600 seconds (default 30).
     pub pending_wait_seconds: Option<i64>,
+    /// How long a request for an id not (yet) in the table waits for it to arrive, 0..=60000 ms (default 1000).
+    pub unknown_wait_ms: Option<i64>,
     /// `preserve` (client's Host goes upstream, default) or `upstream` (`ip:port`).
     pub host_policy: Option<String>,
 }

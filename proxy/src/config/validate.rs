@@ -212,6 +212,12 @@ fn routing(raw: RawRouting, p: &mut Problems, warnings: &mut Vec<String>) -> Rou
         0..=3600,
         30,
     );
+    let unknown_wait = p.in_range(
+        "routing.unknown_wait_ms",
+        raw.unknown_wait_ms,
+        0..=60_000,
+        1000,
+    );
     let policies = [
         ("preserve", HostPolicy::Preserve),
         ("upstream", HostPolicy::Upstream),
@@ -220,6 +226,7 @@ fn routing(raw: RawRouting, p: &mut Problems, warnings: &mut Vec<String>) -> Rou
         modes,
         wildcard_domains,
         pending_wait: seconds(wait),
+        unknown_wait: Duration::from_millis(u64::try_from(unknown_wait).unwrap_or(1000)),
         host_policy: p.choice(
             "routing.host_policy",
             raw.host_policy.as_deref(),

@@ -14,8 +14,9 @@ use crate::routes::RouteStore;
 pub(crate) enum Step<T> {
     /// Go ahead with `T`.
     Ready(T),
-    /// Not yet; answer this if the wait runs out.
-    Wait(Reject),
+    /// Not yet; answer this at `Instant` at the latest (or when the overall
+    /// wait runs out, if that is sooner).
+    WaitUntil(Reject, Instant),
 }
 
 /// Runs `attempt` now and again after each table swap, until it is ready,
@@ -29,11 +30,11 @@ pub(crate) async fn until_ready<T>(
 ) -> Result<T, Reject> {
     let mut swaps = None;
     loop {
-        let reject = match attempt()? {
+        let (reject, deadline) = match attempt()? {
             Step::Ready(value) => return Ok(value),
-            Step::Wait(reject) => reject,
+            Step::WaitUntil(reject, until) => (reject, until.min(since + wait)),
         };
-        if wait.is_zero() {
+        if Instant::now() >= deadline {
             return Err(reject);
         }
         let Some(swaps) = swaps.as_mut() else {
@@ -46,7 +47,7 @@ pub(crate) async fn until_ready<T>(
         };
         tokio::select! {
             changed = swaps.changed() => if changed.is_err() { return Err(reject) },
-            () = tokio::time::sleep_until(since + wait) => return Err(reject),
+            () = tokio::time::sleep_until(deadline) => return Err(reject),
         }
     }
 }
@@ -79,7 +80,10 @@ mod tests {
         let index = store.load();
         match index.get("sb").map(|e| e.state) {
             Some(SandboxState::Running) => Ok(Step::Ready(index.version())),
-            Some(_) => Ok(Step::Wait(Reject::pending("sb"))),
+            Some(_) => Ok(Step::WaitUntil(
+                Reject::pending("sb"),
+                Instant::now() + Duration::from_secs(3600),
+            )),
             None => Err(Reject::not_found("sb")),
         }
     }
@@ -127,5 +131,52 @@ mod tests {
         })
         .await;
         assert_eq!(got.unwrap_err().code, "PROXY::SANDBOX_NOT_FOUND");
+    }
+
+    /// The caller's policy for unknown ids: wait (shortly) for a table that
+    /// knows the sandbox, as a just-created one may not have arrived yet.
+    fn attempt_waiting_for_unknown(
+        store: &RouteStore,
+        until: Instant,
+    ) -> Result<Step<u64>, Reject> {
+        match attempt(store) {
+            Err(reject) if reject.is_not_found() => Ok(Step::WaitUntil(reject, until)),
+            other => other,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_id_is_served_once_its_route_arrives() {
+        let store = Arc::new(RouteStore::new());
+        let later = Arc::clone(&store);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            publish(&later, 1, SandboxState::Running);
+        });
+        let start = Instant::now();
+        let until = start + Duration::from_secs(1);
+        let got = until_ready(&store, start, Duration::from_secs(30), || {
+            attempt_waiting_for_unknown(&store, until)
+        })
+        .await;
+        assert_eq!(got, Ok(1));
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_id_that_never_appears_gets_404_after_the_short_wait() {
+        let store = RouteStore::new();
+        let start = Instant::now();
+        let until = start + Duration::from_secs(1);
+        let got = until_ready(&store, start, Duration::from_secs(30), || {
+            attempt_waiting_for_unknown(&store, until)
+        })
+        .await;
+        assert_eq!(got.unwrap_err().code, "PROXY::SANDBOX_NOT_FOUND");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "not the 30 s pending wait"
+        );
     }
 }

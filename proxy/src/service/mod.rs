@@ -119,11 +119,23 @@ impl EdgeProxy {
         let start = ctx.start;
         let admitted = {
             let req = session.req_header();
-            hold::until_ready(&self.store, start, self.routing.pending_wait, || {
-                let admitted = self.admit(req, ctx)?;
+            let unknown_until = start + self.routing.unknown_wait;
+            let wait = self.routing.pending_wait.max(self.routing.unknown_wait);
+            hold::until_ready(&self.store, start, wait, || {
+                let admitted = match self.admit(req, ctx) {
+                    // A sandbox created a moment ago may not have reached
+                    // this proxy yet: wait for the next table, briefly.
+                    Err(reject) if reject.is_not_found() => {
+                        return Ok(Step::WaitUntil(reject, unknown_until));
+                    }
+                    other => other?,
+                };
                 match action(&admitted.entry) {
                     Action::Forward => Ok(Step::Ready(admitted)),
-                    Action::Hold => Ok(Step::Wait(Reject::pending(&admitted.entry.id))),
+                    Action::Hold => Ok(Step::WaitUntil(
+                        Reject::pending(&admitted.entry.id),
+                        start + self.routing.pending_wait,
+                    )),
                     Action::Reject(reject) => Err(reject),
                 }
             })

@@ -13,6 +13,7 @@ fn routing(modes: &[RouteMode]) -> RoutingConfig {
         modes: modes.to_vec(),
         wildcard_domains: vec!["sandbox.localhost".into(), "sb.example.com".into()],
         pending_wait: Duration::from_secs(30),
+        unknown_wait: Duration::from_millis(1000),
         host_policy: HostPolicy::Preserve,
     }
 }
