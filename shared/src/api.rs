@@ -14,6 +14,7 @@ use crate::time::Timestamp;
 
 /// The lifecycle state of a sandbox as the API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SandboxState {
     /// Accepted; the runtime is provisioning it.
     Pending,
@@ -77,23 +78,28 @@ impl fmt::Display for SandboxState {
 
 /// `status` of a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxStatus {
     /// The lifecycle state.
     pub state: SandboxState,
     /// A short machine-readable reason (`CONTAINER_RUNNING`, `PROVISIONING_ERROR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub reason: Option<String>,
     /// A human-readable explanation, or provisioning progress while `Pending`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub message: Option<String>,
     /// When the state last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub last_transition_at: Option<Timestamp>,
 }
 
 /// The image a sandbox was created from. Credentials are never returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageRef {
     /// The image reference as requested (`python:3.12`).
     pub uri: String,
@@ -101,6 +107,7 @@ pub struct ImageRef {
 
 /// A platform constraint: `os` is `linux` or `windows`, `arch` is `amd64` or `arm64`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Platform {
     /// Operating system.
     pub os: String,
@@ -110,60 +117,77 @@ pub struct Platform {
 
 /// A sandbox as `GET /sandboxes/{id}` and the list return it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Sandbox {
     /// The sandbox id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: SandboxId,
     /// The image, for image-created sandboxes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub image: Option<ImageRef>,
     /// The snapshot, for snapshot-restored sandboxes (which then have no `image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub snapshot_id: Option<String>,
     /// The requested platform, when one was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub platform: Option<Platform>,
     /// Current status.
     pub status: SandboxStatus,
     /// User metadata; omitted when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub metadata: Option<BTreeMap<String, String>>,
     /// The entry process, always present.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub entrypoint: Vec<String>,
     /// When the sandbox expires; omitted for manual cleanup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Option<Timestamp>,
     /// When the sandbox was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// The `202` body of `POST /sandboxes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSandboxResponse {
     /// The new sandbox's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: SandboxId,
     /// `Pending` while provisioning runs in the background.
     pub status: SandboxStatus,
     /// The user metadata echoed back; omitted when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub metadata: Option<BTreeMap<String, String>>,
     /// The requested platform, when one was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub platform: Option<Platform>,
     /// `createdAt + timeout`; omitted for manual cleanup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Option<Timestamp>,
     /// When the request was accepted.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// The entry process.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub entrypoint: Vec<String>,
 }
 
 /// Pagination of a list response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// The 1-based page number returned.
@@ -180,6 +204,7 @@ pub struct Pagination {
 
 /// The body of `GET /sandboxes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListSandboxesResponse {
     /// One page of sandboxes, newest first.
     pub items: Vec<Sandbox>,
@@ -189,24 +214,29 @@ pub struct ListSandboxesResponse {
 
 /// The body of `GET /sandboxes/{id}/endpoints/{port}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Endpoint {
     /// `host[:port][/path]`, never with a scheme.
     pub endpoint: String,
     /// Headers the client must send with every request to the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// The body of `POST /sandboxes/{id}/renew-expiration`, both ways.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RenewExpiration {
     /// The new absolute expiry, in UTC.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 
 /// Every error response: OpenSandbox's envelope, exactly these two keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable code such as `DOCKER::SANDBOX_NOT_FOUND`.
     pub code: String,
@@ -261,9 +291,11 @@ mod tests {
 /// The body of `GET /sandboxes/{id}/diagnostics/{logs|events}?scope=…`
 /// (OpenSandbox's Diagnostics API, inline delivery).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DiagnosticContent {
     /// The sandbox.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub sandbox_id: SandboxId,
     /// `logs` or `events`.
     pub kind: String,

@@ -1,5 +1,6 @@
 //! The HTTP surface: the Lifecycle API mounted at `/` and `/v1`, plus
-//! `/health` and `/metrics` at the root.
+//! `/health`, `/metrics` and the API docs (`/openapi.json`, `/docs`,
+//! `/redoc`) at the root.
 //!
 //! Middleware, outermost first: request id + access log + metrics, CORS,
 //! API-key auth, then the router. Handlers only translate HTTP to
@@ -8,6 +9,7 @@
 pub mod auth;
 pub mod extract;
 pub mod middleware;
+pub mod openapi;
 pub mod relay;
 pub mod sandboxes;
 pub mod system;
@@ -82,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/internal/v1/routes", get(crate::routes::stream::routes))
+        .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

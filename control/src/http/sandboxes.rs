@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sandgate_shared::api::{
-    CreateSandboxResponse, Endpoint, ListSandboxesResponse, RenewExpiration, Sandbox,
+    CreateSandboxResponse, DiagnosticContent, Endpoint, ErrorBody, ListSandboxesResponse,
+    RenewExpiration, Sandbox,
 };
 
 use super::AppState;
@@ -18,6 +19,47 @@ use crate::sandbox::query::ListQuery;
 use crate::sandbox::request::CreateSandboxBody;
 
 /// `POST /sandboxes` → 202 with the `Pending` sandbox.
+#[utoipa::path(
+    post,
+    path = "/v1/sandboxes",
+    operation_id = "createSandbox",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Create a sandbox",
+    request_body(
+        content = CreateSandboxBody,
+        description = "What to run. Unknown fields are ignored.",
+        example = json!({
+            "image": {"uri": "python:3.12"},
+            "entrypoint": ["python", "-m", "http.server"],
+            "resourceLimits": {"cpu": "500m", "memory": "512Mi"},
+            "timeout": 3600,
+            "metadata": {"team": "infra"}
+        })
+    ),
+    responses(
+        (
+            status = 202,
+            description = "Accepted; the sandbox is `Pending` while it is provisioned.",
+            body = CreateSandboxResponse,
+            links(
+                ("getSandbox" = (operation_id = "getSandbox", parameters(("sandboxId" = "$response.body#/id")))),
+                ("patchSandboxMetadata" = (operation_id = "patchSandboxMetadata", parameters(("sandboxId" = "$response.body#/id")))),
+                ("pauseSandbox" = (operation_id = "pauseSandbox", parameters(("sandboxId" = "$response.body#/id")))),
+                ("resumeSandbox" = (operation_id = "resumeSandbox", parameters(("sandboxId" = "$response.body#/id")))),
+                ("renewSandboxExpiration" = (operation_id = "renewSandboxExpiration", parameters(("sandboxId" = "$response.body#/id")))),
+                ("getSandboxEndpoint" = (operation_id = "getSandboxEndpoint", parameters(("sandboxId" = "$response.body#/id")))),
+                ("getSandboxDiagnostics" = (operation_id = "getSandboxDiagnostics", parameters(("sandboxId" = "$response.body#/id")))),
+                ("deleteSandbox" = (operation_id = "deleteSandbox", parameters(("sandboxId" = "$response.body#/id")))),
+            )
+        ),
+        (status = 400, description = "A parameter or body field breaks a rule; the message names it.", body = ErrorBody),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "The snapshot to restore does not exist.", body = ErrorBody),
+        (status = 409, description = "The sandbox's state does not allow the operation.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSandboxBody>,
@@ -27,6 +69,25 @@ pub async fn create(
 }
 
 /// `GET /sandboxes`.
+#[utoipa::path(
+    get,
+    path = "/v1/sandboxes",
+    operation_id = "listSandboxes",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "List sandboxes",
+    params(
+        ("state" = Option<Vec<String>>, Query, style = Form, explode, description = "Lifecycle states to match (any case); repeat for OR. Unknown names match nothing."),
+        ("metadata" = Option<String>, Query, description = "URL-encoded `key=value&key2=value2` metadata filter (AND)."),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 4294967295_i64, description = "1-based page number (default 1)."),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Items per page (default 20, at most 200)."),
+    ),
+    responses(
+        (status = 200, description = "One page of sandboxes, newest first.", body = ListSandboxesResponse),
+        (status = 400, description = "A parameter or body field breaks a rule; the message names it.", body = ErrorBody),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     RawQueryString(query): RawQueryString,
@@ -37,6 +98,22 @@ pub async fn list(
 }
 
 /// `GET /sandboxes/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/sandboxes/{sandboxId}",
+    operation_id = "getSandbox",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Get a sandbox",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+    ),
+    responses(
+        (status = 200, description = "The sandbox.", body = Sandbox),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -45,6 +122,24 @@ pub async fn get_one(
 }
 
 /// `DELETE /sandboxes/{id}` → 204 once the runtime removed it.
+#[utoipa::path(
+    delete,
+    path = "/v1/sandboxes/{sandboxId}",
+    operation_id = "deleteSandbox",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Delete a sandbox",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+    ),
+    responses(
+        (status = 204, description = "Deleted: the runtime removed it."),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 409, description = "The sandbox's state does not allow the operation.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -54,6 +149,26 @@ pub async fn delete(
 }
 
 /// `PATCH /sandboxes/{id}/metadata` (JSON merge patch).
+#[utoipa::path(
+    patch,
+    path = "/v1/sandboxes/{sandboxId}/metadata",
+    operation_id = "patchSandboxMetadata",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Patch sandbox metadata",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+    ),
+    request_body(content = BTreeMap<String, Option<String>>, description = "JSON merge patch (RFC 7396): a string sets a key, `null` removes it, `{}` changes nothing."),
+    responses(
+        (status = 200, description = "The sandbox with its updated metadata.", body = Sandbox),
+        (status = 400, description = "A parameter or body field breaks a rule; the message names it.", body = ErrorBody),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 409, description = "The sandbox's state does not allow the operation.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn patch_metadata(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -65,6 +180,24 @@ pub async fn patch_metadata(
 }
 
 /// `POST /sandboxes/{id}/pause` → 202.
+#[utoipa::path(
+    post,
+    path = "/v1/sandboxes/{sandboxId}/pause",
+    operation_id = "pauseSandbox",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Pause a sandbox",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+    ),
+    responses(
+        (status = 202, description = "Accepted; the sandbox goes through `Pausing` to `Paused`."),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 409, description = "The sandbox's state does not allow the operation.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -74,6 +207,24 @@ pub async fn pause(
 }
 
 /// `POST /sandboxes/{id}/resume` → 202.
+#[utoipa::path(
+    post,
+    path = "/v1/sandboxes/{sandboxId}/resume",
+    operation_id = "resumeSandbox",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Resume a paused sandbox",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+    ),
+    responses(
+        (status = 202, description = "Accepted; the sandbox goes through `Resuming` to `Running`."),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 409, description = "The sandbox's state does not allow the operation.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -83,6 +234,26 @@ pub async fn resume(
 }
 
 /// `POST /sandboxes/{id}/renew-expiration`.
+#[utoipa::path(
+    post,
+    path = "/v1/sandboxes/{sandboxId}/renew-expiration",
+    operation_id = "renewSandboxExpiration",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Renew sandbox expiration",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+    ),
+    request_body(content = RenewExpiration, description = "The new absolute expiry."),
+    responses(
+        (status = 200, description = "The expiry now in force.", body = RenewExpiration),
+        (status = 400, description = "A parameter or body field breaks a rule; the message names it.", body = ErrorBody),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 409, description = "The sandbox's state does not allow the operation.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn renew(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -93,6 +264,28 @@ pub async fn renew(
 }
 
 /// `GET /sandboxes/{id}/endpoints/{port}`.
+#[utoipa::path(
+    get,
+    path = "/v1/sandboxes/{sandboxId}/endpoints/{port}",
+    operation_id = "getSandboxEndpoint",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Get a sandbox access endpoint",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+        ("port" = u16, Path, minimum = 1, maximum = 65535, description = "Port the service listens on inside the sandbox."),
+        ("use_server_proxy" = Option<bool>, Query, description = "Return an endpoint relayed through this server (default false). Cannot be combined with `expires`."),
+        ("expires" = Option<u64>, Query, description = "Issue a signed route valid until this Unix time, in whole seconds. Cannot be combined with `use_server_proxy=true`."),
+    ),
+    responses(
+        (status = 200, description = "Where to reach the port, and the headers to send.", body = Endpoint),
+        (status = 400, description = "A parameter or body field breaks a rule; the message names it.", body = ErrorBody),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 409, description = "The sandbox's state does not allow the operation.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn endpoint(
     State(state): State<AppState>,
     Path((id, port)): Path<(String, String)>,
@@ -158,6 +351,29 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
 /// `GET /sandboxes/{id}/diagnostics/{logs|events}?scope=…`. Without `scope`
 /// the text alone is returned as `text/plain` with `Deprecation: true`, as
 /// OpenSandbox's legacy clients expect (scope `all`).
+#[utoipa::path(
+    get,
+    path = "/v1/sandboxes/{sandboxId}/diagnostics/{kind}",
+    operation_id = "getSandboxDiagnostics",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Get diagnostic logs or events",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+        ("kind" = String, Path, pattern = "^(logs|events)$", description = "`logs` or `events`."),
+        ("scope" = Option<String>, Query, pattern = "^(all|lifecycle|container|runtime)$", description = "`all`, `lifecycle`, and `container` (logs) or `runtime` (events). Without it the bare text is returned as `text/plain` (deprecated)."),
+    ),
+    responses(
+        (status = 200, description = "The diagnostic text: JSON with `scope`, plain text without.", content(
+            (DiagnosticContent = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 400, description = "A parameter or body field breaks a rule; the message names it.", body = ErrorBody),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox, or an unknown kind.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
 pub async fn diagnostics(
     State(state): State<AppState>,
     Path((id, kind)): Path<(String, String)>,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::AppState;
 
 /// The body of `GET /health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     /// `healthy`, or `degraded` when the runtime does not answer.
@@ -20,6 +20,17 @@ pub struct Health {
     pub runtime_status: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = super::openapi::TAG_SYSTEM,
+    summary = "Liveness and runtime reachability",
+    security(()),
+    responses(
+        (status = 200, description = "The server is up; `status` says whether the runtime answers.", body = Health),
+    )
+)]
 /// `GET /health`: always 200 while the process serves; `status` says
 /// whether the runtime answers.
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
@@ -40,6 +51,17 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = super::openapi::TAG_SYSTEM,
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),
+        (status = 401, description = "The API key is missing or wrong.", body = sandgate_shared::api::ErrorBody),
+    )
+)]
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let counts = state.service.registry().count_by_state();

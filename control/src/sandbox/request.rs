@@ -19,29 +19,41 @@ use crate::error::codes;
 use crate::runtime::RegistryAuth;
 
 /// The body of `POST /sandboxes`, before validation.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(
+    description = "The body of `POST /sandboxes`. Exactly one of `image` and `snapshotId` is \
+                   required; `entrypoint` is required with `image`. Unknown fields are ignored."
+)]
 pub struct CreateSandboxBody {
     /// Image to run.
+    #[serde(default, deserialize_with = "object_only")]
     pub image: Option<ImageBody>,
     /// Snapshot to restore.
+    #[schema(min_length = 1)]
     pub snapshot_id: Option<String>,
     /// Platform constraint.
+    #[serde(default, deserialize_with = "object_only")]
     pub platform: Option<PlatformBody>,
     /// TTL seconds; integer ≥ 60, or null/absent for manual cleanup.
     #[serde(default)]
+    #[schema(value_type = Option<u64>, minimum = 60)]
     pub timeout: Option<serde_json::Value>,
     /// Resource limits.
+    #[schema(required = true, nullable = false)]
     pub resource_limits: Option<BTreeMap<String, String>>,
     /// Environment; null values are dropped.
     pub env: Option<BTreeMap<String, Option<String>>>,
     /// User metadata (label rules).
     pub metadata: Option<BTreeMap<String, String>>,
     /// Entry process.
+    #[schema(min_items = 1)]
     pub entrypoint: Option<Vec<String>>,
     /// Outbound network policy.
+    #[serde(default, deserialize_with = "object_only")]
     pub network_policy: Option<NetworkPolicyBody>,
     /// Credential-vault proxy.
+    #[serde(default, deserialize_with = "object_only")]
     pub credential_proxy: Option<CredentialProxyBody>,
     /// Require the secure-access token at the edge.
     pub secure_access: Option<bool>,
@@ -52,16 +64,17 @@ pub struct CreateSandboxBody {
 }
 
 /// `image`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ImageBody {
     /// Image reference.
+    #[schema(min_length = 1)]
     pub uri: String,
     /// Registry credentials.
     pub auth: Option<AuthBody>,
 }
 
 /// `image.auth`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AuthBody {
     /// User name.
     pub username: String,
@@ -70,7 +83,7 @@ pub struct AuthBody {
 }
 
 /// `platform`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PlatformBody {
     /// `linux` or `windows`.
     pub os: String,
@@ -79,7 +92,7 @@ pub struct PlatformBody {
 }
 
 /// `networkPolicy`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicyBody {
     /// `allow` or `deny`.
@@ -89,7 +102,7 @@ pub struct NetworkPolicyBody {
 }
 
 /// One `networkPolicy.egress` rule.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EgressRuleBody {
     /// `allow` or `deny`.
     pub action: String,
@@ -98,7 +111,7 @@ pub struct EgressRuleBody {
 }
 
 /// `credentialProxy`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CredentialProxyBody {
     /// Enable the transparent credential proxy.
     #[serde(default)]
@@ -106,7 +119,7 @@ pub struct CredentialProxyBody {
 }
 
 /// One `volumes[]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeBody {
     /// DNS-label name.
@@ -127,14 +140,14 @@ pub struct VolumeBody {
 }
 
 /// `volumes[].host`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct HostBody {
     /// Absolute host path.
     pub path: String,
 }
 
 /// `volumes[].pvc`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PvcBody {
     /// Claim or volume name.
@@ -153,7 +166,7 @@ pub struct PvcBody {
 }
 
 /// `volumes[].ossfs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OssfsBody {
     /// Bucket.
@@ -210,6 +223,38 @@ pub struct ValidCreate {
     pub metadata: BTreeMap<String, String>,
     /// Pull credentials (memory only).
     pub image_auth: Option<RegistryAuth>,
+}
+
+/// Accepts only a JSON object (or null) for a nested struct: serde would
+/// also take an array as the struct's fields in order, so
+/// `"networkPolicy": [null, null]` would silently become an empty policy.
+fn object_only<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "invalid type: {}, expected an object",
+            kind_of(&other)
+        ))),
+    }
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
 }
 
 /// The largest TTL any timestamp can hold (until 9999-12-31).

@@ -226,7 +226,7 @@ fn routing(raw: RawRouting, p: &mut Problems, warnings: &mut Vec<String>) -> Rou
         modes,
         wildcard_domains,
         pending_wait: seconds(wait),
-        unknown_wait: Duration::from_millis(u64::try_from(unknown_wait).unwrap_or(1000)),
+        unknown_wait: Duration::from_millis(unknown_wait),
         host_policy: p.choice(
             "routing.host_policy",
             raw.host_policy.as_deref(),
