@@ -26,6 +26,9 @@ step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc
 
+step "schemathesis against the generated OpenAPI document"
+./scripts/schemathesis.sh
+
 step "example configurations"
 for file in config/control*.toml; do
     "$SANDGATE_CONTROL_BIN" --check-config "$file"
