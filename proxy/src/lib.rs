@@ -20,6 +20,7 @@ pub mod access;
 pub mod admin;
 pub mod config;
 pub mod error;
+mod fastfmt;
 pub mod logging;
 pub mod metrics;
 pub mod routes;

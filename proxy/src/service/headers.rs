@@ -4,9 +4,11 @@
 
 use std::net::IpAddr;
 
-use http::HeaderValue;
 use http::header::HOST;
+use http::header::InvalidHeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
+use pingora::{ErrorType, OrErr};
 
 use super::route::{INGRESS_TO, LEGACY_INGRESS, SECURE_ACCESS};
 
@@ -16,6 +18,8 @@ pub(crate) const STRIPPED: [http::HeaderName; 3] = [INGRESS_TO, LEGACY_INGRESS, 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
+/// Performance: looking up a `HeaderName` skips parsing the `&str` name.
+const X_FORWARDED_FOR_NAME: HeaderName = HeaderName::from_static(X_FORWARDED_FOR);
 
 /// What the upstream request needs from the downstream connection.
 #[derive(Debug)]
@@ -42,16 +46,21 @@ pub(crate) fn prepare_upstream(
     if let Some(ip) = fwd.client_ip {
         let chain = match req
             .headers
-            .get(X_FORWARDED_FOR)
+            .get(&X_FORWARDED_FOR_NAME)
             .and_then(|v| v.to_str().ok())
         {
-            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-            _ => ip.to_string(),
+            Some(prior) if !prior.trim().is_empty() => {
+                HeaderValue::try_from(format!("{prior}, {ip}"))
+            }
+            _ => ip_value(ip),
         };
+        let chain = chain.or_err(ErrorType::InvalidHTTPHeader, "invalid value while insert")?;
         req.insert_header(X_FORWARDED_FOR, chain)?;
     }
     // The client's own X-Forwarded-Proto/Host are replaced: only this hop knows them.
-    req.insert_header(X_FORWARDED_PROTO, if fwd.tls { "https" } else { "http" })?;
+    // (Static values: no allocation or validation per request.)
+    let proto = if fwd.tls { "https" } else { "http" };
+    req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
     match req.headers.get(HOST).cloned() {
         Some(host) => req.insert_header(X_FORWARDED_HOST, host)?,
         None => {
@@ -62,6 +71,18 @@ pub(crate) fn prepare_upstream(
         req.insert_header(HOST, host.clone())?;
     }
     Ok(())
+}
+
+/// `ip` as a header value, as `Display` writes it (IPv4 by hand: faster).
+fn ip_value(ip: IpAddr) -> Result<HeaderValue, InvalidHeaderValue> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 15];
+            let len = crate::fastfmt::ipv4(v4, &mut buf);
+            HeaderValue::from_bytes(&buf[..len])
+        }
+        IpAddr::V6(_) => HeaderValue::try_from(ip.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +171,20 @@ mod tests {
             Some("sb-8080.example.com")
         );
         assert_eq!(value(&req, "host").as_deref(), Some("[fd00::1]:8080"));
+    }
+
+    #[test]
+    fn ip_values_match_display() {
+        for text in [
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(ip_value(ip).unwrap(), ip.to_string().as_str());
+        }
     }
 
     #[test]
