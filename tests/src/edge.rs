@@ -13,7 +13,6 @@
 //! the control binary ([`crate::control_binary`]), so CI's
 //! `SANDGATE_CONTROL_BIN` (and its `CARGO_TARGET_DIR`) is followed.
 
-use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -187,23 +186,13 @@ impl ProxyProcess {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())?;
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--config")
-            .arg(self.config_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(File::try_clone(&log)?))
-            .stderr(Stdio::from(log));
-        for name in PROXY_SCRUBBED_ENV {
-            command.env_remove(name);
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("spawning {}", self.binary.display()))?;
+        let config = self.config_path();
+        let child = crate::process::spawn_logged(
+            &self.binary,
+            &config,
+            &self.log_path(),
+            &PROXY_SCRUBBED_ENV,
+        )?;
         self.child = Some(child);
         Ok(())
     }
@@ -237,15 +226,7 @@ impl ProxyProcess {
 
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
-        let exited = match self.child.take() {
-            Some(mut child) => {
-                let exited = child.try_wait().ok().flatten();
-                let _ = child.kill();
-                let _ = child.wait();
-                exited
-            }
-            None => None,
-        };
+        let exited = crate::process::reap(self.child.take());
         if std::thread::panicking() {
             let state = exited.map_or("running".to_owned(), |s| format!("had exited: {s}"));
             eprintln!(

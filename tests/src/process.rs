@@ -257,24 +257,13 @@ impl ControlProcess {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())?;
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--config")
-            .arg(self.config_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(File::try_clone(&log)?))
-            .stderr(Stdio::from(log));
-        for name in SCRUBBED_ENV {
-            command.env_remove(name);
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("spawning {}", self.binary.display()))?;
-        self.child = Some(child);
+        let config = self.config_path();
+        self.child = Some(spawn_logged(
+            &self.binary,
+            &config,
+            &self.log_path(),
+            &SCRUBBED_ENV,
+        )?);
         Ok(())
     }
 
@@ -305,17 +294,42 @@ impl ControlProcess {
     }
 }
 
+/// Starts `binary --config <config>` with stdout and stderr appended to
+/// `log` and the `scrubbed` variables removed from its environment.
+pub(crate) fn spawn_logged(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+    scrubbed: &[&str],
+) -> anyhow::Result<std::process::Child> {
+    let log = OpenOptions::new().create(true).append(true).open(log)?;
+    let mut command = Command::new(binary);
+    command
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(File::try_clone(&log)?))
+        .stderr(Stdio::from(log));
+    for name in scrubbed {
+        command.env_remove(name);
+    }
+    command
+        .spawn()
+        .with_context(|| format!("spawning {}", binary.display()))
+}
+
+/// Kills and reaps a child; returns its status if it had already exited.
+pub(crate) fn reap(child: Option<std::process::Child>) -> Option<std::process::ExitStatus> {
+    let mut child = child?;
+    let exited = child.try_wait().ok().flatten();
+    let _ = child.kill();
+    let _ = child.wait();
+    exited
+}
+
 impl Drop for ControlProcess {
     fn drop(&mut self) {
-        let exited = match self.child.take() {
-            Some(mut child) => {
-                let exited = child.try_wait().ok().flatten();
-                let _ = child.kill();
-                let _ = child.wait();
-                exited
-            }
-            None => None,
-        };
+        let exited = reap(self.child.take());
         // A failing test gets the server's side of the story.
         if std::thread::panicking() {
             let state = exited.map_or("running or stopped by the test".to_owned(), |s| {
