@@ -5,7 +5,6 @@
 
 use std::net::Ipv4Addr;
 
-use super::base64;
 use super::model::{
     GatewayConfig, IngressConfig, IngressMode, RouteMode, SecureAccessConfig, SigningKey,
 };
@@ -245,7 +244,7 @@ fn key_id(text: &str) -> Result<char, String> {
 
 /// Base64 secret of at least one byte.
 fn decode_key(text: &str) -> Result<Vec<u8>, String> {
-    match base64::decode(text.trim()) {
+    match sandgate_shared::base64::decode(text.trim()) {
         Ok(bytes) if bytes.is_empty() => Err("must not be empty".to_owned()),
         Ok(bytes) => Ok(bytes),
         Err(why) => Err(format!("is not valid base64: it {why}")),

@@ -18,7 +18,6 @@
 //! - model: the validated types re-exported here ([`Config`] and its sections).
 //! - compat / warnings: OpenSandbox keys Sandgate accepts but does not use yet.
 
-mod base64;
 mod compat;
 mod env;
 mod ingress;

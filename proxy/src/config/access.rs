@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::base64;
 use super::env::{EnvSource, vars};
 use super::model::{AuthConfig, ControlConfig, SecureAccessConfig, VerificationKey};
 use super::problems::Problems;
@@ -184,7 +183,7 @@ fn key_secret(prefix: &str, entry: &RawKey, p: &mut Problems) -> Option<Vec<u8>>
         p.push(key, "required: the secret in base64");
         return None;
     };
-    match base64::decode(text.trim()) {
+    match sandgate_shared::base64::decode(text.trim()) {
         Ok(bytes) if bytes.is_empty() => {
             p.push(key, "must decode to at least one byte");
             None

@@ -13,7 +13,6 @@
 //! - model: the validated types re-exported here.
 
 mod access;
-mod base64;
 mod env;
 mod model;
 mod problems;

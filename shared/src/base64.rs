@@ -1,10 +1,13 @@
-//! A small base64 decoder for signing keys (standard alphabet, padding optional).
+//! A small base64 decoder for OSEP-0011 signing keys (standard alphabet,
+//! padding optional), used by the control plane and the edge proxy alike:
+//! OpenSandbox's server accepted unpadded keys while its ingress demanded
+//! padding, so a key one side took could crash the other.
 //!
 //! Written here rather than pulled in as a dependency: the config needs one
 //! strict decode of short strings and nothing else.
 
 /// Decodes standard-alphabet base64, with or without `=` padding.
-pub(crate) fn decode(text: &str) -> Result<Vec<u8>, String> {
+pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     let unpadded = strip_padding(text)?;
     if unpadded.len() % 4 == 1 {
         return Err("has an impossible length for base64".to_owned());
@@ -79,5 +82,23 @@ mod tests {
         assert!(decode("Z===").is_err(), "too much padding");
         assert!(decode("Zh==").is_err(), "non-canonical trailing bits");
         assert!(decode("Zg==Zg==").is_err(), "padding in the middle");
+    }
+
+    #[test]
+    fn accepts_padded_and_unpadded_text() {
+        assert_eq!(decode("c2VjcmV0").unwrap(), b"secret");
+        assert_eq!(decode("YQ==").unwrap(), b"a");
+        assert_eq!(decode("YQ").unwrap(), b"a");
+        assert_eq!(decode("YWI=").unwrap(), b"ab");
+        assert_eq!(decode("YWI").unwrap(), b"ab");
+        assert_eq!(decode("").unwrap(), b"");
+        assert_eq!(decode("//8=").unwrap(), vec![0xff, 0xff]);
+    }
+
+    #[test]
+    fn rejects_what_is_not_base64() {
+        for bad in ["Y", "YQ=", "Y===", "YR==", "YQ==YQ==", "YW-_", "a b="] {
+            assert!(decode(bad).is_err(), "{bad:?} should be rejected");
+        }
     }
 }
