@@ -12,7 +12,7 @@ use crate::admin::Admin;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::routes::{RouteStore, RouteSync};
-use crate::service::EdgeProxy;
+use crate::service::{EdgeApp, EdgeProxy};
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +87,9 @@ pub fn build_server(config: &Config) -> Result<Server, BuildError> {
     let store = Arc::new(RouteStore::new());
     let metrics = Arc::new(Metrics::new());
 
-    let proxy = EdgeProxy::new(config, Arc::clone(&store), Arc::clone(&metrics));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        proxy,
-        "sandgate proxy",
-    );
+    let edge = EdgeProxy::new(config, Arc::clone(&store), Arc::clone(&metrics));
+    let app = EdgeApp::new(&server.configuration, edge);
+    let mut proxy = Service::new("sandgate proxy".to_owned(), app);
     proxy.threads = Some(config.server.threads);
     for addr in &config.server.listen {
         proxy.add_tcp(&addr.to_string());

@@ -119,20 +119,28 @@ pub(crate) fn auth(raw: RawAuth, env: &dyn EnvSource, p: &mut Problems) -> AuthC
         .map(|name| name.trim().to_owned())
         .unwrap_or_else(|| DEFAULT_EDGE_KEY_HEADER.to_owned());
     let lower = header.to_ascii_lowercase();
-    if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
-        p.push(
-            "auth.edge_api_key_header",
-            format!("{header:?} is not a valid header name"),
-        );
-    } else if RESERVED_HEADERS.contains(&lower.as_str()) {
-        p.push(
-            "auth.edge_api_key_header",
-            format!("{header:?} is used for routing or secure access; pick another name"),
-        );
-    }
+    let name = match http::HeaderName::from_bytes(lower.as_bytes()) {
+        Err(_) => {
+            p.push(
+                "auth.edge_api_key_header",
+                format!("{header:?} is not a valid header name"),
+            );
+            None
+        }
+        Ok(_) if RESERVED_HEADERS.contains(&lower.as_str()) => {
+            p.push(
+                "auth.edge_api_key_header",
+                format!("{header:?} is used for routing or secure access; pick another name"),
+            );
+            None
+        }
+        Ok(name) => Some(name),
+    };
     AuthConfig {
         edge_api_key,
-        edge_api_key_header: lower,
+        // (Only read when there were no problems.)
+        edge_api_key_header: name
+            .unwrap_or_else(|| http::HeaderName::from_static("opensandbox-edge-key")),
     }
 }
 

@@ -161,8 +161,8 @@ impl fmt::Debug for ControlConfig {
 pub struct AuthConfig {
     /// The edge API key; `None` means no check.
     pub edge_api_key: Option<String>,
-    /// Lowercase name of the header carrying it.
-    pub edge_api_key_header: String,
+    /// Name of the header carrying it.
+    pub edge_api_key_header: http::HeaderName,
 }
 
 impl fmt::Debug for AuthConfig {

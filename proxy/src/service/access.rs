@@ -1,7 +1,6 @@
 //! Credentials checked before a request may reach a sandbox: the optional
 //! edge API key, then OSEP-0011 secure access for sandboxes that require it.
 
-use http::HeaderValue;
 use sandgate_shared::route_key::RouteKey;
 use sandgate_shared::signing;
 use sha2::{Digest, Sha256};
@@ -14,11 +13,11 @@ use crate::routes::{RouteEntry, SecureAccess};
 pub(crate) fn check_edge_key(
     expected: &str,
     header_name: &str,
-    sent: Option<&HeaderValue>,
+    sent: Option<&[u8]>,
 ) -> Result<(), Reject> {
     match sent {
         None => Err(Reject::missing_edge_key(header_name)),
-        Some(value) if signing::constant_time_eq(value.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(value) if signing::constant_time_eq(value, expected.as_bytes()) => Ok(()),
         Some(_) => Err(Reject::invalid_edge_key(header_name)),
     }
 }
@@ -29,7 +28,7 @@ pub(crate) fn check_edge_key(
 pub(crate) fn check_secure_access(
     entry: &RouteEntry,
     key: &RouteKey<'_>,
-    header: Option<&HeaderValue>,
+    header: Option<&[u8]>,
     keys: &SecureAccessConfig,
     now_unix: u64,
 ) -> Result<(), Reject> {
@@ -37,7 +36,7 @@ pub(crate) fn check_secure_access(
         return Ok(());
     };
     if let Some(value) = header {
-        let token = value.as_bytes().trim_ascii();
+        let token = value.trim_ascii();
         let sent: [u8; 32] = Sha256::digest(token).into();
         return match digest {
             Some(expected) if signing::constant_time_eq(&sent, &expected) => Ok(()),
@@ -96,8 +95,8 @@ mod tests {
         keys: &SecureAccessConfig,
     ) -> Result<(), &'static str> {
         let key = parse_token(token).unwrap();
-        let header = header.map(|h| HeaderValue::from_str(h).unwrap());
-        check_secure_access(entry, &key, header.as_ref(), keys, NOW).map_err(|r| r.code)
+        let header = header.map(str::as_bytes);
+        check_secure_access(entry, &key, header, keys, NOW).map_err(|r| r.code)
     }
 
     #[test]
@@ -201,20 +200,17 @@ mod tests {
 
     #[test]
     fn edge_key() {
-        let value = HeaderValue::from_static("k1");
-        assert!(check_edge_key("k1", "x", Some(&value)).is_ok());
+        assert!(check_edge_key("k1", "x", Some(b"k1")).is_ok());
         assert_eq!(
             check_edge_key("k1", "x", None).unwrap_err().code,
             "PROXY::MISSING_EDGE_KEY"
         );
-        let wrong = HeaderValue::from_static("k2");
-        let long = HeaderValue::from_static("k1k1");
         assert_eq!(
-            check_edge_key("k1", "x", Some(&long)).unwrap_err().code,
+            check_edge_key("k1", "x", Some(b"k1k1")).unwrap_err().code,
             "PROXY::INVALID_EDGE_KEY"
         );
         assert_eq!(
-            check_edge_key("k1", "x", Some(&wrong)).unwrap_err().code,
+            check_edge_key("k1", "x", Some(b"k2")).unwrap_err().code,
             "PROXY::INVALID_EDGE_KEY"
         );
     }

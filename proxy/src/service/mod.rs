@@ -19,6 +19,7 @@
 //! - `respond`: the proxy's own JSON/HTML answers.
 
 mod access;
+mod fast;
 mod headers;
 mod hold;
 mod respond;
@@ -39,6 +40,7 @@ use sandgate_shared::api::SandboxState;
 use tokio::time::Instant;
 
 use self::hold::Step;
+use self::route::RequestView;
 use crate::config::{
     AuthConfig, Config, HostPolicy, RouteMode, RoutingConfig, SecureAccessConfig, TimeoutConfig,
 };
@@ -52,8 +54,10 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// Sent on every proxied response, as OpenSandbox's ingress does.
 const POWERED_BY: (&str, &str) = ("reverse-proxy-server-powerby", "OpenSandbox-ingress");
 
+pub use self::fast::EdgeApp;
+
 /// The edge proxy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EdgeProxy {
     store: Arc<RouteStore>,
     metrics: Arc<Metrics>,
@@ -76,6 +80,21 @@ pub struct RequestCtx {
     reject: Option<&'static str>,
 }
 
+/// How a request ended, for metrics and the access log.
+#[derive(Debug)]
+pub(crate) struct Outcome<'a> {
+    /// The request method.
+    pub method: &'a http::Method,
+    /// The status sent to the client (0: none).
+    pub status: u16,
+    /// Response body bytes sent to the client.
+    pub sent: usize,
+    /// Request body bytes read from the client.
+    pub received: usize,
+    /// The kind of error that ended the request, if any.
+    pub error: Option<&'static str>,
+}
+
 /// The sandbox port a request goes to; present means the open-connections
 /// gauge was incremented and `logging` must close it.
 #[derive(Debug)]
@@ -86,10 +105,13 @@ struct Routed {
 
 /// A request that passed routing and access checks (state not yet considered).
 #[derive(Debug)]
-struct Admitted {
-    entry: Arc<RouteEntry>,
-    port: u16,
-    uri: Option<http::Uri>,
+pub(crate) struct Admitted {
+    /// The sandbox.
+    pub entry: Arc<RouteEntry>,
+    /// The port asked for.
+    pub port: u16,
+    /// The request target to forward (path and query) when it changes.
+    pub target: Option<String>,
 }
 
 /// What the sandbox's state means for a request.
@@ -141,7 +163,13 @@ impl EdgeProxy {
             })
             .await?
         };
-        if let Some(uri) = admitted.uri {
+        if let Some(target) = admitted.target {
+            let uri = http::Uri::try_from(target).map_err(|_| {
+                Reject::invalid_route(
+                    "the path",
+                    &sandgate_shared::route_key::RouteParseError::NotARoutePath,
+                )
+            })?;
             session.req_header_mut().set_uri(uri);
         }
         let port = admitted.entry.port(admitted.port, &self.metrics);
@@ -158,8 +186,12 @@ impl EdgeProxy {
     }
 
     /// The synchronous checks, in order: table present, route key, edge
-    /// key, sandbox known, secure access; then the forwarded path.
-    fn admit(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Admitted, Reject> {
+    /// key, sandbox known, secure access; then the forwarded target.
+    pub(crate) fn admit<R: RequestView>(
+        &self,
+        req: &R,
+        ctx: &mut RequestCtx,
+    ) -> Result<Admitted, Reject> {
         let index = self.store.load();
         if !index.is_loaded() {
             return Err(Reject::not_ready());
@@ -167,8 +199,8 @@ impl EdgeProxy {
         let found = route::find(req, &self.routing)?;
         ctx.mode = Some(found.mode);
         if let Some(expected) = self.auth.edge_api_key.as_deref() {
-            let name = self.auth.edge_api_key_header.as_str();
-            access::check_edge_key(expected, name, req.headers.get(name))?;
+            let name = &self.auth.edge_api_key_header;
+            access::check_edge_key(expected, name.as_str(), req.header(name))?;
         }
         let entry = index
             .get(found.key.sandbox_id)
@@ -176,23 +208,17 @@ impl EdgeProxy {
         ctx.target = Some((Arc::clone(&entry.id), found.key.port));
         let secure = matches!(entry.secure, SecureAccess::Required { .. });
         if secure {
-            let header = req.headers.get(&route::SECURE_ACCESS);
+            let header = req.header(&route::SECURE_ACCESS);
             let keys = &self.secure_access;
             access::check_secure_access(entry, &found.key, header, keys, now_unix())?;
         }
-        let uri = match found.forwarded_path(secure) {
-            Some(path) => Some(route::rewritten_uri(req, path).ok_or_else(|| {
-                Reject::invalid_route(
-                    "the path",
-                    &sandgate_shared::route_key::RouteParseError::NotARoutePath,
-                )
-            })?),
-            None => None,
-        };
+        let target = found
+            .forwarded_path(secure)
+            .map(|path| route::rewritten_target(req, path));
         Ok(Admitted {
             entry: Arc::clone(entry),
             port: found.key.port,
-            uri,
+            target,
         })
     }
 
@@ -232,15 +258,23 @@ impl EdgeProxy {
         })
     }
 
-    fn access_log(
-        &self,
-        session: &Session,
-        ctx: &RequestCtx,
-        status: u16,
-        elapsed: Duration,
-        error: Option<&Error>,
-    ) {
-        let down = session.as_downstream();
+    /// Metrics and the access-log line of a finished request (both paths).
+    pub(crate) fn finish(&self, ctx: &RequestCtx, outcome: &Outcome<'_>) {
+        let elapsed = ctx.start.elapsed();
+        if let Some(routed) = &ctx.routed {
+            let received = u64::try_from(outcome.received).unwrap_or(u64::MAX);
+            let sent = u64::try_from(outcome.sent).unwrap_or(u64::MAX);
+            routed
+                .port
+                .metrics
+                .closed(outcome.status, elapsed.as_secs_f64(), received, sent);
+        }
+        if let Some(code) = ctx.reject {
+            self.metrics.rejected(code);
+        }
+        if !self.access_log {
+            return;
+        }
         let (id, port) = match &ctx.target {
             Some((id, port)) => (&**id, *port),
             None => ("-", 0),
@@ -249,15 +283,29 @@ impl EdgeProxy {
             sandbox_id: id,
             sandbox_port: port,
             upstream: ctx.upstream,
-            method: &session.req_header().method,
-            status,
+            method: outcome.method,
+            status: outcome.status,
             duration: elapsed,
-            bytes_sent: down.body_bytes_sent(),
-            bytes_received: down.body_bytes_read(),
+            bytes_sent: outcome.sent,
+            bytes_received: outcome.received,
             mode: ctx.mode,
             code: ctx.reject,
-            error: error.map(|e| e.etype().as_str()),
+            error: outcome.error,
         });
+    }
+}
+
+impl RequestCtx {
+    /// The context of a request that arrived at `start`.
+    pub(crate) fn starting(start: Instant) -> Self {
+        Self {
+            start,
+            mode: None,
+            target: None,
+            routed: None,
+            upstream: None,
+            reject: None,
+        }
     }
 }
 
@@ -307,14 +355,7 @@ impl ProxyHttp for EdgeProxy {
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            start: Instant::now(),
-            mode: None,
-            target: None,
-            routed: None,
-            upstream: None,
-            reject: None,
-        }
+        RequestCtx::starting(Instant::now())
     }
 
     async fn request_filter(
@@ -380,7 +421,7 @@ impl ProxyHttp for EdgeProxy {
                 .and_then(|a| a.as_inet())
                 .map(|a| a.ip()),
             tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
-            edge_key_header: &self.auth.edge_api_key_header,
+            edge_key_header: self.auth.edge_api_key_header.as_str(),
             upstream_host,
         };
         headers::prepare_upstream(upstream_request, &fwd)
@@ -457,23 +498,15 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let elapsed = ctx.start.elapsed();
-        if let Some(routed) = &ctx.routed {
-            let down = session.as_downstream();
-            let received = u64::try_from(down.body_bytes_read()).unwrap_or(u64::MAX);
-            let sent = u64::try_from(down.body_bytes_sent()).unwrap_or(u64::MAX);
-            routed
-                .port
-                .metrics
-                .closed(status, elapsed.as_secs_f64(), received, sent);
-        }
-        if let Some(code) = ctx.reject {
-            self.metrics.rejected(code);
-        }
-        if self.access_log {
-            self.access_log(session, ctx, status, elapsed, error);
-        }
+        let down = session.as_downstream();
+        let outcome = Outcome {
+            method: &session.req_header().method,
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            sent: down.body_bytes_sent(),
+            received: down.body_bytes_read(),
+            error: error.map(|e| e.etype().as_str()),
+        };
+        self.finish(ctx, &outcome);
     }
 }
 

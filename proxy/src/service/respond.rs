@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::HeaderValue;
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
@@ -20,8 +20,8 @@ pub(crate) enum BodyFormat {
 
 /// HTML when the `Accept` value gives `text/html` a higher weight than
 /// `application/json`; JSON otherwise (also for `*/*` and no header).
-pub(crate) fn body_format(accept: Option<&HeaderValue>) -> BodyFormat {
-    let Some(text) = accept.and_then(|v| v.to_str().ok()) else {
+pub(crate) fn body_format(accept: Option<&[u8]>) -> BodyFormat {
+    let Some(text) = accept.and_then(super::route::header_text) else {
         return BodyFormat::Json;
     };
     let (mut html, mut json) = (0.0f32, 0.0f32);
@@ -85,19 +85,27 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// Headers of every answer besides its type, length and `Retry-After`.
+pub(crate) const FIXED_HEADERS: [(&str, &str); 2] = [
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+];
+
 /// Writes `reject` to the client unless a response has already started.
 /// The connection stays reusable: pingora drains any request body first.
 pub(crate) async fn write(session: &mut Session, reject: &Reject) -> pingora::Result<()> {
     if session.response_written().is_some() {
         return Ok(());
     }
-    let format = body_format(session.req_header().headers.get(ACCEPT));
+    let accept = session.req_header().headers.get(ACCEPT);
+    let format = body_format(accept.map(HeaderValue::as_bytes));
     let (body, content_type) = render(reject, format);
     let mut header = ResponseHeader::build(reject.status, Some(6))?;
     header.insert_header(CONTENT_TYPE, content_type)?;
     header.insert_header(CONTENT_LENGTH, body.len())?;
-    header.insert_header(CACHE_CONTROL, "no-store")?;
-    header.insert_header("x-content-type-options", "nosniff")?;
+    for (name, value) in FIXED_HEADERS {
+        header.insert_header(name, value)?;
+    }
     if let Some(seconds) = reject.retry_after {
         header.insert_header(RETRY_AFTER, seconds)?;
     }
@@ -116,7 +124,7 @@ mod tests {
     use super::*;
 
     fn format_of(accept: &str) -> BodyFormat {
-        body_format(Some(&HeaderValue::from_str(accept).unwrap()))
+        body_format(Some(accept.as_bytes()))
     }
 
     #[test]

@@ -17,6 +17,47 @@ pub(crate) const LEGACY_INGRESS: HeaderName = HeaderName::from_static("open-sand
 /// `OpenSandbox-Secure-Access: <token>`.
 pub(crate) const SECURE_ACCESS: HeaderName = HeaderName::from_static("opensandbox-secure-access");
 
+/// What routing reads from a request: implemented by pingora's parsed
+/// header and by the HTTP/1.1 fast path's borrowed head.
+pub(crate) trait RequestView {
+    /// The path of the request target (no query).
+    fn path(&self) -> &str;
+    /// The query, without the `?`.
+    fn query(&self) -> Option<&str>;
+    /// The first value of the header `name`.
+    fn header(&self, name: &HeaderName) -> Option<&[u8]>;
+    /// The authority of an absolute request target (HTTP/2 `:authority`).
+    fn authority(&self) -> Option<&str>;
+}
+
+impl RequestView for RequestHeader {
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.headers.get(name).map(http::HeaderValue::as_bytes)
+    }
+
+    fn authority(&self) -> Option<&str> {
+        self.uri.authority().map(http::uri::Authority::as_str)
+    }
+}
+
+/// A header value as text, by the rule of `HeaderValue::to_str`: visible
+/// ASCII, spaces and tabs only.
+pub(crate) fn header_text(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|b| *b == b'\t' || (0x20..0x7f).contains(b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
+
 /// How the forwarded path is derived from the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rewrite<'a> {
@@ -61,17 +102,16 @@ impl<'a> Found<'a> {
 }
 
 /// Finds the route key in `req` using the modes enabled in `routing`.
-pub(crate) fn find<'a>(
-    req: &'a RequestHeader,
+pub(crate) fn find<'a, R: RequestView>(
+    req: &'a R,
     routing: &RoutingConfig,
 ) -> Result<Found<'a>, Reject> {
-    let path = req.uri.path();
+    let path = req.path();
     if routing.enabled(RouteMode::Header) {
         for name in [&INGRESS_TO, &LEGACY_INGRESS] {
-            if let Some(value) = req.headers.get(name) {
-                let text = value
-                    .to_str()
-                    .map_err(|_| Reject::unreadable_header(name.as_str()))?;
+            if let Some(value) = req.header(name) {
+                let text =
+                    header_text(value).ok_or_else(|| Reject::unreadable_header(name.as_str()))?;
                 let key = route_key::parse_token(text.trim())
                     .map_err(|e| Reject::invalid_route("the OpenSandbox-Ingress-To header", &e))?;
                 return Ok(Found {
@@ -133,11 +173,10 @@ pub(crate) fn find<'a>(
 }
 
 /// The request's host: the `Host` header, else the URI authority (HTTP/2).
-pub(crate) fn host(req: &RequestHeader) -> Option<&str> {
-    req.headers
-        .get(http::header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+pub(crate) fn host<R: RequestView>(req: &R) -> Option<&str> {
+    req.header(&http::header::HOST)
+        .and_then(header_text)
+        .or_else(|| req.authority())
 }
 
 /// Which routing forms this proxy accepts, for the no-route message.
@@ -159,15 +198,15 @@ fn hint(routing: &RoutingConfig) -> String {
 }
 
 /// The request target with the path replaced by `path`, query kept verbatim.
-pub(crate) fn rewritten_uri(req: &RequestHeader, path: &str) -> Option<http::Uri> {
-    let query = req.uri.query();
+pub(crate) fn rewritten_target<R: RequestView>(req: &R, path: &str) -> String {
+    let query = req.query();
     let mut target = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
     target.push_str(path);
     if let Some(query) = query {
         target.push('?');
         target.push_str(query);
     }
-    http::Uri::try_from(target).ok()
+    target
 }
 
 #[cfg(test)]

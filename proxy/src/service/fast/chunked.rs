@@ -1,0 +1,161 @@
+//! Finding the end of a chunked body whose bytes are forwarded verbatim:
+//! a byte-level scanner over chunk sizes, data, and trailers (RFC 9112 §7.1).
+//! Data is skipped in whole slices; only sizes and line ends are inspected.
+
+/// A malformed chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed chunked body")]
+pub(super) struct Malformed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Hex digits of a chunk size (`digits` so far).
+    Size { digits: u8 },
+    /// A chunk extension, up to the line end.
+    Extension,
+    /// The `\n` after a size line's `\r`.
+    SizeLf,
+    /// This many data bytes remain.
+    Data(u64),
+    /// The `\r` after chunk data.
+    DataCr,
+    /// The `\n` after chunk data.
+    DataLf,
+    /// The start of a trailer line (or the final blank line).
+    TrailerStart,
+    /// Inside a trailer field line.
+    Trailer,
+    /// The `\n` of the final blank line.
+    EndLf,
+    /// The body has ended.
+    Done,
+}
+
+/// Tracks where a chunked body ends across reads.
+#[derive(Debug, Clone)]
+pub(super) struct ChunkedScanner {
+    state: State,
+    size: u64,
+}
+
+impl Default for ChunkedScanner {
+    fn default() -> Self {
+        Self {
+            state: State::Size { digits: 0 },
+            size: 0,
+        }
+    }
+}
+
+impl ChunkedScanner {
+    /// Scans `bytes`, the next part of the body. `Ok(Some(n))`: the body
+    /// ends after the first `n` bytes; `Ok(None)`: it continues past them.
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, Malformed> {
+        let mut at = 0;
+        while at < bytes.len() {
+            if let State::Data(left) = self.state {
+                let available = (bytes.len() - at) as u64;
+                let step = left.min(available);
+                at += usize::try_from(step).map_err(|_| Malformed)?;
+                self.state = if step == left {
+                    State::DataCr
+                } else {
+                    State::Data(left - step)
+                };
+                continue;
+            }
+            self.step(bytes[at])?;
+            at += 1;
+            if self.state == State::Done {
+                return Ok(Some(at));
+            }
+        }
+        Ok(None)
+    }
+
+    fn step(&mut self, byte: u8) -> Result<(), Malformed> {
+        self.state = match (self.state, byte) {
+            (State::Size { digits }, _) if byte.is_ascii_hexdigit() => {
+                if digits >= 15 {
+                    return Err(Malformed);
+                }
+                let digit = (byte as char).to_digit(16).ok_or(Malformed)?;
+                self.size = self.size * 16 + u64::from(digit);
+                State::Size { digits: digits + 1 }
+            }
+            (State::Size { digits: 0 }, _) => return Err(Malformed),
+            (State::Size { .. }, b';' | b' ' | b'\t') => State::Extension,
+            (State::Size { .. } | State::Extension, b'\r') => State::SizeLf,
+            (State::Size { .. } | State::Extension | State::SizeLf, b'\n') => self.size_line_end(),
+            (State::Size { .. } | State::SizeLf, _) => return Err(Malformed),
+            (State::Extension, _) => State::Extension,
+            (State::DataCr, b'\r') => State::DataLf,
+            (State::DataCr | State::DataLf, b'\n') => State::Size { digits: 0 },
+            (State::DataCr | State::DataLf, _) => return Err(Malformed),
+            (State::TrailerStart, b'\r') => State::EndLf,
+            (State::TrailerStart | State::EndLf, b'\n') => State::Done,
+            (State::Trailer, b'\n') => State::TrailerStart,
+            (State::TrailerStart | State::Trailer, _) => State::Trailer,
+            (State::EndLf, _) => return Err(Malformed),
+            (State::Data(_) | State::Done, _) => return Err(Malformed),
+        };
+        Ok(())
+    }
+
+    fn size_line_end(&mut self) -> State {
+        let size = std::mem::take(&mut self.size);
+        if size == 0 {
+            State::TrailerStart
+        } else {
+            State::Data(size)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_in_pieces(body: &[u8], piece: usize) -> Result<Option<usize>, Malformed> {
+        let mut scanner = ChunkedScanner::default();
+        let mut offset = 0;
+        for part in body.chunks(piece) {
+            if let Some(n) = scanner.feed(part)? {
+                return Ok(Some(offset + n));
+            }
+            offset += part.len();
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn finds_the_end_however_the_bytes_are_split() {
+        let body = b"5\r\nhello\r\n1A;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        let end = body.len() - 4;
+        for piece in 1..=body.len() {
+            assert_eq!(scan_in_pieces(body, piece), Ok(Some(end)), "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn an_unfinished_body_needs_more() {
+        for body in [&b"5\r\nhel"[..], b"0\r\n", b"0\r\nX: 1\r\n", b"3\r\nabc\r"] {
+            assert_eq!(scan_in_pieces(body, 2), Ok(None), "{body:?}");
+        }
+        assert_eq!(scan_in_pieces(b"0\r\n\r\n", 100), Ok(Some(5)));
+        assert_eq!(scan_in_pieces(b"0\n\n", 100), Ok(Some(3)), "bare LF");
+    }
+
+    #[test]
+    fn rejects_malformed_bodies() {
+        for body in [
+            &b"x\r\n"[..],
+            b"\r\n",
+            b"5\r\nhelloXX",
+            b"1234567890abcdef0\r\n",
+            b"0\r\n\rX",
+        ] {
+            assert!(scan_in_pieces(body, 3).is_err(), "{body:?}");
+        }
+    }
+}

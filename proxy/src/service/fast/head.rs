@@ -1,0 +1,296 @@
+//! HTTP/1.x heads for the fast path, parsed with httparse: the request as a
+//! borrowed view that routing reads, the response's status, and the facts
+//! that decide how each body is framed.
+
+use http::HeaderName;
+use httparse::{EMPTY_HEADER, Header, Status};
+
+use crate::service::route::RequestView;
+
+/// Most header fields a fast-path head may have (more: pingora's path).
+pub(super) const MAX_HEADERS: usize = 96;
+
+/// Largest request head the fast path reads before handing over.
+pub(super) const MAX_HEAD: usize = 32 * 1024;
+
+/// Largest request body the fast path forwards. It is sent before the
+/// response is read, so it must fit the sockets' buffers: larger uploads
+/// (and chunked ones) take pingora's full-duplex path.
+pub(super) const MAX_BODY: u64 = 64 * 1024;
+
+/// Header storage for one parse.
+pub(super) fn storage<'b>() -> [Header<'b>; MAX_HEADERS] {
+    [EMPTY_HEADER; MAX_HEADERS]
+}
+
+/// The result of parsing what has arrived so far.
+#[derive(Debug)]
+pub(super) enum Parse<T> {
+    /// A whole head.
+    Complete(T),
+    /// More bytes are needed.
+    Partial,
+    /// Not something the fast path parses (invalid, or too many fields).
+    Invalid,
+}
+
+/// A parsed request head borrowing the connection's buffer.
+#[derive(Debug)]
+pub(super) struct RequestHead<'h, 'b> {
+    /// The method token.
+    pub method: &'b str,
+    /// The request target as sent (path and query).
+    pub target: &'b str,
+    path: &'b str,
+    query: Option<&'b str>,
+    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
+    pub minor: u8,
+    /// The header fields, in order.
+    pub headers: &'h [Header<'b>],
+    /// Length of the head in bytes (up to and including the blank line).
+    pub len: usize,
+    /// Framing and connection facts.
+    pub facts: RequestFacts,
+}
+
+/// What the request's header fields say about framing and the connection.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RequestFacts {
+    /// `Content-Length` (0 without one).
+    pub content_length: u64,
+    /// `Content-Length` repeated with different values, or not a number.
+    pub bad_length: bool,
+    /// Any `Transfer-Encoding`.
+    pub transfer_encoding: bool,
+    /// `Upgrade` (WebSocket and friends).
+    pub upgrade: bool,
+    /// `Expect` (`100-continue`).
+    pub expect: bool,
+    /// `Connection: close`.
+    pub close: bool,
+}
+
+impl RequestHead<'_, '_> {
+    /// Whether the fast path forwards this request; everything else (and
+    /// every request the proxy answers itself) goes through pingora.
+    pub(super) fn is_fast(&self) -> bool {
+        let f = &self.facts;
+        self.minor == 1
+            && self.target.starts_with('/')
+            && self.method != "CONNECT"
+            && !(f.bad_length || f.transfer_encoding || f.upgrade || f.expect)
+            && f.content_length <= MAX_BODY
+    }
+}
+
+impl RequestView for RequestHead<'_, '_> {
+    fn path(&self) -> &str {
+        self.path
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        let name = name.as_str();
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    fn authority(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Parses a request head at the start of `buf`.
+pub(super) fn parse_request<'h, 'b>(
+    buf: &'b [u8],
+    storage: &'h mut [Header<'b>],
+) -> Parse<RequestHead<'h, 'b>> {
+    let mut req = httparse::Request::new(storage);
+    let len = match req.parse(buf) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Parse::Partial,
+        Err(_) => return Parse::Invalid,
+    };
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Parse::Invalid;
+    };
+    let headers: &'h [Header<'b>] = req.headers;
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    Parse::Complete(RequestHead {
+        method,
+        target,
+        path,
+        query,
+        minor,
+        headers,
+        len,
+        facts: request_facts(headers),
+    })
+}
+
+fn request_facts(headers: &[Header<'_>]) -> RequestFacts {
+    let mut facts = RequestFacts::default();
+    let mut length: Option<u64> = None;
+    for h in headers {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            match (parse_length(h.value), length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(prior)) if n == prior => {}
+                _ => facts.bad_length = true,
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            facts.transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            facts.upgrade = true;
+        } else if name.eq_ignore_ascii_case("expect") {
+            facts.expect = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            facts.close |= has_token(h.value, "close");
+        }
+    }
+    facts.content_length = length.unwrap_or(0);
+    facts
+}
+
+/// A parsed response head borrowing the upstream buffer.
+#[derive(Debug)]
+pub(super) struct ResponseHead<'h, 'b> {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase as sent.
+    pub reason: &'b str,
+    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
+    pub minor: u8,
+    /// The header fields, in order.
+    pub headers: &'h [Header<'b>],
+    /// Length of the head in bytes.
+    pub len: usize,
+}
+
+/// How a response body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, forwarded as is.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// What the upstream's response head says about its body and connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ResponseFacts {
+    /// Where the body ends.
+    pub framing: Framing,
+    /// Whether the upstream connection may carry another request.
+    pub reusable: bool,
+}
+
+/// Parses a response head at the start of `buf`.
+pub(super) fn parse_response<'h, 'b>(
+    buf: &'b [u8],
+    storage: &'h mut [Header<'b>],
+) -> Parse<ResponseHead<'h, 'b>> {
+    let mut res = httparse::Response::new(storage);
+    let len = match res.parse(buf) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Parse::Partial,
+        Err(_) => return Parse::Invalid,
+    };
+    let (Some(status), Some(minor)) = (res.code, res.version) else {
+        return Parse::Invalid;
+    };
+    Parse::Complete(ResponseHead {
+        status,
+        reason: res.reason.unwrap_or(""),
+        minor,
+        headers: res.headers,
+        len,
+    })
+}
+
+impl ResponseHead<'_, '_> {
+    /// Framing (RFC 9112 §6.3) and reuse; `None` for an unusable
+    /// `Content-Length` (conflicting or not a number).
+    pub(super) fn facts(&self, head_request: bool) -> Option<ResponseFacts> {
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let mut encoded = false;
+        let mut close = self.minor == 0;
+        for h in self.headers {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                match (parse_length(h.value), length) {
+                    (Some(n), None) => length = Some(n),
+                    (Some(n), Some(prior)) if n == prior => {}
+                    _ => return None,
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                encoded = true;
+                chunked = last_coding_is_chunked(h.value);
+            } else if name.eq_ignore_ascii_case("connection") {
+                if has_token(h.value, "close") {
+                    close = true;
+                } else if self.minor == 0 && has_token(h.value, "keep-alive") {
+                    close = false;
+                }
+            }
+        }
+        let framing = if head_request || matches!(self.status, 100..=199 | 204 | 304) {
+            Framing::Empty
+        } else if encoded {
+            // Transfer-Encoding overrides Content-Length (§6.3 rule 3).
+            if chunked {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            }
+        } else {
+            length.map_or(Framing::UntilClose, Framing::Length)
+        };
+        let reusable = !close && framing != Framing::UntilClose && !(encoded && length.is_some());
+        Some(ResponseFacts { framing, reusable })
+    }
+}
+
+/// Whether the header `name` of a response is replaced or dropped on the
+/// way to the client (hop-by-hop headers the proxy manages itself).
+pub(super) fn is_response_hop_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("connection")
+        || name.eq_ignore_ascii_case("keep-alive")
+        || name.eq_ignore_ascii_case(super::super::POWERED_BY.0)
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Whether the comma-separated list `value` holds `token` (any case).
+pub(super) fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+fn last_coding_is_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|b| *b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
