@@ -29,6 +29,9 @@ cargo test --workspace --locked --doc
 step "schemathesis against the generated OpenAPI document"
 ./scripts/schemathesis.sh
 
+step "API docs render offline in headless Chromium (/docs, /redoc)"
+./scripts/docs-check.sh
+
 step "example configurations"
 for file in config/control*.toml; do
     "$SANDGATE_CONTROL_BIN" --check-config "$file"
