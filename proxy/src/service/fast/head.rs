@@ -294,3 +294,121 @@ fn last_coding_is_chunked(value: &[u8]) -> bool {
         .next()
         .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_facts_of(raw: &str) -> (RequestFacts, bool) {
+        let mut storage = storage();
+        match parse_request(raw.as_bytes(), &mut storage) {
+            Parse::Complete(head) => (head.facts, head.is_fast()),
+            other => panic!("{raw:?} did not parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_request_into_a_routing_view() {
+        let raw = b"GET /sb/80/a%2Fb?x=1 HTTP/1.1\r\nHost: h\r\nOpenSandbox-Ingress-To: sb-80\r\n\r\nBODY";
+        let mut storage = storage();
+        let Parse::Complete(head) = parse_request(raw, &mut storage) else {
+            panic!("complete head expected");
+        };
+        assert_eq!(head.len, raw.len() - 4);
+        assert_eq!((head.path(), head.query()), ("/sb/80/a%2Fb", Some("x=1")));
+        assert_eq!(head.target, "/sb/80/a%2Fb?x=1");
+        let ingress = HeaderName::from_static("opensandbox-ingress-to");
+        assert_eq!(head.header(&ingress), Some(&b"sb-80"[..]));
+        assert!(head.is_fast());
+        assert!(matches!(
+            parse_request(b"GET / HTTP/1.1\r\nHost:", &mut super::storage()),
+            Parse::Partial
+        ));
+        assert!(matches!(
+            parse_request(b"GET / HTTP/9.9\r\n\r\n", &mut super::storage()),
+            Parse::Invalid
+        ));
+    }
+
+    #[test]
+    fn only_plain_requests_take_the_fast_path() {
+        let fast = "POST / HTTP/1.1\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n";
+        assert_eq!(request_facts_of(fast).0.content_length, 10);
+        assert!(request_facts_of(fast).1);
+        for slow in [
+            "GET / HTTP/1.0\r\n\r\n",
+            "GET http://h/ HTTP/1.1\r\n\r\n",
+            "CONNECT h:443 HTTP/1.1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n",
+        ] {
+            assert!(!request_facts_of(slow).1, "{slow:?}");
+        }
+        let close = request_facts_of("GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n");
+        assert!(close.0.close && close.1);
+    }
+
+    fn response_facts(raw: &str, head_request: bool) -> Option<ResponseFacts> {
+        let mut storage = storage();
+        match parse_response(raw.as_bytes(), &mut storage) {
+            Parse::Complete(head) => head.facts(head_request),
+            other => panic!("{raw:?} did not parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let facts = |raw: &str| response_facts(raw, false).map(|f| (f.framing, f.reusable));
+        assert_eq!(
+            facts("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            Some((Framing::Length(5), true))
+        );
+        assert_eq!(
+            facts("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Some((Framing::Chunked, true))
+        );
+        assert_eq!(
+            facts("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
+            Some((Framing::Chunked, false)),
+            "both: chunked wins, the connection is not trusted again"
+        );
+        assert_eq!(
+            facts("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Some((Framing::UntilClose, false))
+        );
+        assert_eq!(
+            facts("HTTP/1.1 200 OK\r\n\r\n"),
+            Some((Framing::UntilClose, false))
+        );
+        assert_eq!(
+            facts("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"),
+            Some((Framing::Empty, true))
+        );
+        assert_eq!(
+            facts("HTTP/1.1 304 Not Modified\r\n\r\n"),
+            Some((Framing::Empty, true))
+        );
+        assert_eq!(
+            facts("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"),
+            Some((Framing::Length(5), false))
+        );
+        assert_eq!(
+            facts("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            Some((Framing::Length(5), false))
+        );
+        assert_eq!(
+            facts("HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"),
+            Some((Framing::Length(5), true))
+        );
+        assert_eq!(
+            facts("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            None
+        );
+        let head = response_facts("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true);
+        assert_eq!(head.map(|f| f.framing), Some(Framing::Empty));
+    }
+}

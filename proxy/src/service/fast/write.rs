@@ -12,7 +12,8 @@ use crate::service::respond::{BodyFormat, FIXED_HEADERS, render};
 
 /// Request headers that never reach the sandbox from the client: routing
 /// and credentials (`STRIPPED` plus the edge-key header), hop-by-hop
-/// connection management, and the forwarding headers this hop sets.
+/// connection management, and the forwarding headers this hop sets
+/// (`X-Forwarded-For` only when the client's address is known).
 fn is_dropped(name: &str, fwd: &Forwarding<'_>) -> bool {
     STRIPPED
         .iter()
@@ -21,7 +22,7 @@ fn is_dropped(name: &str, fwd: &Forwarding<'_>) -> bool {
         || name.eq_ignore_ascii_case("connection")
         || name.eq_ignore_ascii_case("keep-alive")
         || name.eq_ignore_ascii_case("proxy-connection")
-        || name.eq_ignore_ascii_case("x-forwarded-for")
+        || (fwd.client_ip.is_some() && name.eq_ignore_ascii_case("x-forwarded-for"))
         || name.eq_ignore_ascii_case("x-forwarded-proto")
         || name.eq_ignore_ascii_case("x-forwarded-host")
         || (fwd.upstream_host.is_some() && name.eq_ignore_ascii_case("host"))
@@ -162,4 +163,113 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::service::fast::head::{Parse, parse_request, parse_response, storage};
+
+    fn rewrite(raw: &str, target: Option<&str>, fwd: &Forwarding<'_>) -> String {
+        let mut storage = storage();
+        let Parse::Complete(head) = parse_request(raw.as_bytes(), &mut storage) else {
+            panic!("complete head expected");
+        };
+        let mut out = Vec::new();
+        upstream_request(&mut out, &head, target, fwd);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn forwarding(upstream_host: Option<&HeaderValue>) -> Forwarding<'_> {
+        Forwarding {
+            client_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))),
+            tls: false,
+            edge_key_header: "x-edge-key",
+            upstream_host,
+        }
+    }
+
+    #[test]
+    fn the_upstream_request_loses_credentials_and_gains_forwarding_headers() {
+        let raw = "GET /sb/80/app?q=1 HTTP/1.1\r\nHost: edge.example\r\n\
+                   OpenSandbox-Ingress-To: sb-80\r\nOPEN-SANDBOX-INGRESS: sb-80\r\n\
+                   OpenSandbox-Secure-Access: t0ken\r\nX-Edge-Key: k3y\r\n\
+                   Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                   X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n\
+                   X-Forwarded-Host: evil\r\nAuthorization: Bearer app\r\n\r\n";
+        let out = rewrite(raw, Some("/app?q=1"), &forwarding(None));
+        assert_eq!(
+            out,
+            "GET /app?q=1 HTTP/1.1\r\nHost: edge.example\r\nAuthorization: Bearer app\r\n\
+             x-forwarded-for: 1.2.3.4, 10.0.0.7\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-host: edge.example\r\n\r\n"
+        );
+        for secret in ["t0ken", "k3y", "sb-80", "evil"] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+    }
+
+    #[test]
+    fn the_upstream_host_policy_replaces_host() {
+        let host = HeaderValue::from_static("172.17.0.2:8080");
+        let out = rewrite(
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            None,
+            &forwarding(Some(&host)),
+        );
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-host: a\r\nhost: 172.17.0.2:8080\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn the_client_response_gets_one_ingress_marker_and_managed_connection_headers() {
+        let raw = "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\
+                   Keep-Alive: timeout=5\r\nreverse-proxy-server-powerby: other\r\n\
+                   Set-Cookie: a=1\r\n\r\n";
+        let mut storage = storage();
+        let Parse::Complete(head) = parse_response(raw.as_bytes(), &mut storage) else {
+            panic!("complete head expected");
+        };
+        let mut out = Vec::new();
+        client_response(&mut out, &head, true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\n\
+             reverse-proxy-server-powerby: OpenSandbox-ingress\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn answers_match_the_pipeline_s() {
+        let reject = Reject::from_proxy_error(
+            &pingora::Error::new(pingora::ErrorType::ConnectRefused).into_up(),
+            Some(("sb", 8080)),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let body_len = super::reject(&mut out, &reject, BodyFormat::Json, false);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert_eq!(body.len(), body_len);
+        assert!(head.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{head}");
+        assert!(head.contains("content-type: application/json\r\n"));
+        assert!(head.contains(&format!("content-length: {body_len}\r\n")));
+        assert!(head.contains("cache-control: no-store\r\n"));
+        assert!(head.ends_with("connection: close"));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["code"], "PROXY::PORT_NOT_LISTENING");
+        let mut head_only = Vec::new();
+        assert_eq!(
+            super::reject(&mut head_only, &reject, BodyFormat::Json, true),
+            0
+        );
+        assert!(head_only.ends_with(b"\r\n\r\n"));
+    }
 }
