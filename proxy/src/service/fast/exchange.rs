@@ -35,7 +35,8 @@ struct Answer {
 }
 
 /// A failed attempt; `stale` when a reused upstream connection turned out
-/// closed before anything came back (the request may be sent again).
+/// closed before the request could have been acted on (writing it failed,
+/// or an idempotent request got no byte back): it may be sent again.
 #[derive(Debug)]
 struct Failed {
     error: Box<Error>,
@@ -220,7 +221,10 @@ impl Conn<'_> {
                 }
                 Parse::Partial => {}
             }
-            let nothing_yet = self.up_buf.is_empty() && !informational;
+            // A reused connection that closes without a byte was most likely
+            // closed by the sandbox while idle. The request can be sent again
+            // unless it may have been acted on: only idempotent methods are.
+            let nothing_yet = self.up_buf.is_empty() && !informational && p.method.is_idempotent();
             self.up_buf.reserve(READ_SIZE);
             let deadline = self.io_deadline(start);
             match self

@@ -57,6 +57,9 @@ use crate::config::HostPolicy;
 /// (pingora's HTTP/1 keep-alive default).
 const KEEPALIVE: Duration = Duration::from_secs(60);
 
+/// How long closing a client connection may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// Read size of the client and upstream buffers.
 const READ_SIZE: usize = 16 * 1024;
 
@@ -119,7 +122,9 @@ async fn serve(app: &Arc<EdgeApp>, mut stream: Stream, shutdown: &ShutdownWatch)
         match conn.next(&mut stream).await {
             Step::Continue => {}
             Step::Close => {
-                let _ = stream.shutdown().await;
+                // Bounded: a TLS close or a stalled client must not hold the task.
+                let deadline = Instant::now() + CLOSE_WAIT;
+                let _ = conn.timer.run(deadline, stream.shutdown()).await;
                 return;
             }
             Step::Drop => return,
