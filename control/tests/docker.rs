@@ -220,6 +220,44 @@ async fn a_container_removed_by_hand_shows_up_within_a_second() {
 }
 
 #[tokio::test]
+async fn deleting_while_provisioning_leaves_no_container() {
+    // The SDKs delete a sandbox whose readiness check timed out, possibly
+    // while the engine is still creating its container: the deletion must
+    // wait for that creation and remove what it made.
+    let app = DockerApp::start(|s| s.execd_image = Some(EXECD.to_owned())).await;
+    for _ in 0..4 {
+        let id = app.app.create("/v1", busybox(&["sleep", "600"])).await;
+        // Delete as soon as provisioning reports the container creation.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, sandbox) = app
+                .app
+                .call(Method::GET, &format!("/v1/sandboxes/{id}"), None)
+                .await;
+            if sandbox["status"]["message"] == "Creating the container." {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{sandbox}");
+            tokio::task::yield_now().await;
+        }
+        let (status, body) = app
+            .app
+            .call(Method::DELETE, &format!("/v1/sandboxes/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    // A creation still in flight in the engine would surface shortly after:
+    // watch for a while; nothing of this instance may appear.
+    let filter = format!("label=sandgate.io/instance={}", app.settings.instance);
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < until {
+        let left = docker(&["ps", "-aq", "--filter", &filter]);
+        assert!(left.is_empty(), "containers left behind: {left}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn ttl_expiry_removes_the_container() {
     let app = DockerApp::start(|_| {}).await;
     let id = app.app.create("/v1", busybox(&["sleep", "600"])).await;

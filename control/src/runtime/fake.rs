@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use sandgate_shared::ids::SandboxId;
 use sandgate_shared::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     EventSink, ObservedState, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint, Runtime,
@@ -274,9 +275,16 @@ impl Runtime for FakeRuntime {
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
+        cancel: &CancellationToken,
     ) -> Result<Provisioned, RuntimeError> {
         progress.report("Fake runtime: creating the sandbox.");
-        self.enter(Op::Provision, Some(&request.id)).await?;
+        // Nothing exists before the simulated latency is over.
+        tokio::select! {
+            entered = self.enter(Op::Provision, Some(&request.id)) => entered?,
+            () = cancel.cancelled() => {
+                return Err(RuntimeError::backend("provisioning was cancelled"));
+            }
+        }
         let image = match &request.spec.source {
             Source::Image { uri } => uri.clone(),
             Source::Snapshot { id } => format!("snapshot:{id}"),

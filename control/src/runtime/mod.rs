@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use sandgate_shared::ids::SandboxId;
 use sandgate_shared::time::Timestamp;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::model::SandboxSpec;
 
@@ -236,10 +237,17 @@ pub trait Runtime: Send + Sync + 'static {
     /// Creates and starts the sandbox; returns what it observed right after
     /// the start (normally `Running`; `Exited` when the entry process ended
     /// at once). Long steps report through `progress`.
+    ///
+    /// `cancel` fires when the sandbox is deleted meanwhile. The runtime then
+    /// returns early (with any error), but only at a point where no engine
+    /// call it made is still in flight: the deletion runs once this returns
+    /// and must find everything that was created. (Dropping a future that is
+    /// waiting for the engine does not undo what the engine goes on to do.)
     async fn provision(
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
+        cancel: &CancellationToken,
     ) -> Result<Provisioned, RuntimeError>;
 
     /// Freezes a running sandbox.

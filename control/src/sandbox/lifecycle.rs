@@ -73,10 +73,17 @@ impl SandboxService {
         let started = tokio::time::Instant::now();
         let progress = self.progress_sink(&id);
         progress.report("Provisioning started.");
-        let result = tokio::select! {
-            result = self.inner.runtime.provision(&request, &progress) => result,
-            () = cancel.cancelled() => return,
-        };
+        // Not dropped on cancellation: the runtime returns early at a point
+        // where nothing is in flight, and the deletion that cancelled it then
+        // removes whatever was created.
+        let result = self
+            .inner
+            .runtime
+            .provision(&request, &progress, &cancel)
+            .await;
+        if cancel.is_cancelled() {
+            return;
+        }
         let guard = tokio::select! {
             locked = self.lock(id.as_str()) => locked,
             () = cancel.cancelled() => return,

@@ -31,6 +31,7 @@ use bollard::query_parameters::{
     RemoveVolumeOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use sandgate_shared::ids::SandboxId;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     EventSink, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint, Runtime, RuntimeError,
@@ -343,17 +344,28 @@ impl Runtime for DockerRuntime {
         &self,
         request: &ProvisionRequest,
         progress: &Progress,
+        cancel: &CancellationToken,
     ) -> Result<Provisioned, RuntimeError> {
+        let cancelled = || RuntimeError::backend("provisioning was cancelled");
         if let Source::Image { uri } = &request.spec.source {
             progress.report(format!("Resolving image {uri}."));
-            image::ensure(
+            // Only the pull (nothing exists yet, and it can take minutes) is
+            // abandoned on cancellation; the calls that create objects below
+            // run to their end, so the deletion finds what they made.
+            let pull = image::ensure(
                 &self.docker,
                 uri,
                 request.image_auth.as_ref(),
                 platform(&request.spec),
                 progress,
-            )
-            .await?;
+            );
+            tokio::select! {
+                pulled = pull => pulled?,
+                () = cancel.cancelled() => return Err(cancelled()),
+            }
+        }
+        if cancel.is_cancelled() {
+            return Err(cancelled());
         }
         let created = match self.create_container(request, progress).await {
             Ok(prepared) => prepared,
@@ -362,6 +374,9 @@ impl Runtime for DockerRuntime {
                 return Err(error);
             }
         };
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
         match self.start(&request.id, progress).await {
             Ok(state) => Ok(state),
             Err(error) => {
