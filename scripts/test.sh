@@ -26,6 +26,9 @@ step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc
 
+step "published OpenSandbox clients (Python SDK, CLI, JS SDK) against the stack"
+./scripts/compat.sh
+
 step "schemathesis against the generated OpenAPI document"
 ./scripts/schemathesis.sh
 
