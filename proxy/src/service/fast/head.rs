@@ -62,6 +62,8 @@ pub(super) struct RequestFacts {
     pub bad_length: bool,
     /// Any `Transfer-Encoding`.
     pub transfer_encoding: bool,
+    /// The last transfer coding is `chunked`.
+    pub chunked: bool,
     /// `Upgrade` (WebSocket and friends).
     pub upgrade: bool,
     /// `Expect` (`100-continue`).
@@ -80,6 +82,32 @@ impl RequestHead<'_, '_> {
             && self.method != "CONNECT"
             && !(f.bad_length || f.transfer_encoding || f.upgrade || f.expect)
             && f.content_length <= MAX_BODY
+    }
+}
+
+impl RequestHead<'_, '_> {
+    /// How many bytes at the start of `buf` (where this head was parsed)
+    /// the whole request takes, when they have all arrived. A request
+    /// handed to pingora's pipeline gets exactly these bytes, so a request
+    /// pipelined after it stays with the fast path instead of being read
+    /// (and, pingora not pipelining, dropped) by the pipeline.
+    pub(super) fn extent(&self, buf: &[u8]) -> Option<usize> {
+        let f = &self.facts;
+        if f.upgrade || f.expect || f.bad_length || self.method == "CONNECT" {
+            return None;
+        }
+        let body = buf.get(self.len..)?;
+        let body_len = if f.transfer_encoding {
+            if !f.chunked {
+                return None;
+            }
+            super::chunked::ChunkedScanner::default()
+                .feed(body)
+                .ok()??
+        } else {
+            usize::try_from(f.content_length).ok()?
+        };
+        (body.len() >= body_len).then_some(self.len + body_len)
     }
 }
 
@@ -149,6 +177,7 @@ fn request_facts(headers: &[Header<'_>]) -> RequestFacts {
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             facts.transfer_encoding = true;
+            facts.chunked = last_coding_is_chunked(h.value);
         } else if name.eq_ignore_ascii_case("upgrade") {
             facts.upgrade = true;
         } else if name.eq_ignore_ascii_case("expect") {
@@ -273,6 +302,32 @@ pub(super) fn is_response_hop_header(name: &str) -> bool {
         || name.eq_ignore_ascii_case(super::super::POWERED_BY.0)
 }
 
+/// The fields that `Connection` names besides `close` and `keep-alive`:
+/// they are hop-by-hop and are not forwarded (RFC 9110 §7.6.1). `None` in
+/// the usual case of none (no allocation).
+pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [u8]>> {
+    let mut options: Option<Vec<&'b [u8]>> = None;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+    {
+        for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            let framing = token.is_empty()
+                || token.eq_ignore_ascii_case(b"close")
+                || token.eq_ignore_ascii_case(b"keep-alive");
+            if !framing {
+                options.get_or_insert_with(Vec::new).push(token);
+            }
+        }
+    }
+    options
+}
+
+/// Whether `name` is among the `options` of [`connection_options`].
+pub(super) fn is_listed(options: Option<&[&[u8]]>, name: &str) -> bool {
+    options.is_some_and(|list| list.iter().any(|o| o.eq_ignore_ascii_case(name.as_bytes())))
+}
+
 fn parse_length(value: &[u8]) -> Option<u64> {
     let digits = value.trim_ascii();
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
@@ -298,6 +353,36 @@ fn last_coding_is_chunked(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn extent_of(raw: &str) -> Option<usize> {
+        let mut storage = storage();
+        match parse_request(raw.as_bytes(), &mut storage) {
+            Parse::Complete(head) => head.extent(raw.as_bytes()),
+            other => panic!("{raw:?} did not parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_handed_over_request_is_measured_when_it_has_all_arrived() {
+        let get = "GET / HTTP/1.1\r\n\r\n";
+        assert_eq!(extent_of(&format!("{get}GET /next")), Some(get.len()));
+        let post = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(extent_of(&format!("{post}GET")), Some(post.len()));
+        assert_eq!(
+            extent_of("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"),
+            None
+        );
+        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n";
+        assert_eq!(extent_of(&format!("{chunked}GET")), Some(chunked.len()));
+        assert_eq!(extent_of(&chunked[..chunked.len() - 2]), None);
+        for unknown in [
+            "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            assert_eq!(extent_of(unknown), None, "{unknown:?}");
+        }
+    }
 
     fn request_facts_of(raw: &str) -> (RequestFacts, bool) {
         let mut storage = storage();

@@ -111,8 +111,9 @@ enum Step {
     Close,
     /// Drop the connection (the client is gone or idle).
     Drop,
-    /// Let pingora's pipeline serve the request at the start of the buffer.
-    Handover,
+    /// Let pingora's pipeline serve the request at the start of the buffer:
+    /// these many bytes of it when known, else everything buffered.
+    Handover(Option<usize>),
 }
 
 /// Serves one client connection until it closes.
@@ -128,10 +129,14 @@ async fn serve(app: &Arc<EdgeApp>, mut stream: Stream, shutdown: &ShutdownWatch)
                 return;
             }
             Step::Drop => return,
-            Step::Handover => {
+            Step::Handover(extent) => {
                 let mut session = ServerSession::new_http1(stream);
                 session.set_keepalive(Some(KEEPALIVE.as_secs()));
-                session.set_pipelined_prefix(conn.buf.split());
+                let prefix = match extent {
+                    Some(len) => conn.buf.split_to(len),
+                    None => conn.buf.split(),
+                };
+                session.set_pipelined_prefix(prefix);
                 let Some(reused) = app.pipeline.process_new_http(session, shutdown).await else {
                     return;
                 };
@@ -220,11 +225,11 @@ impl<'a> Conn<'a> {
                             self.buf.advance(prepared.consumed);
                             break prepared;
                         }
-                        None => return Step::Handover,
+                        None => return Step::Handover(head.extent(&self.buf)),
                     }
                 }
-                Parse::Invalid => return Step::Handover,
-                Parse::Partial if self.buf.len() > head::MAX_HEAD => return Step::Handover,
+                Parse::Invalid => return Step::Handover(None),
+                Parse::Partial if self.buf.len() > head::MAX_HEAD => return Step::Handover(None),
                 Parse::Partial => {}
             }
             if let Some(step) = self.read_more(stream).await {

@@ -4,7 +4,9 @@
 
 use std::net::IpAddr;
 
-use super::head::{RequestHead, ResponseHead, is_response_hop_header};
+use super::head::{
+    RequestHead, ResponseHead, connection_options, is_listed, is_response_hop_header,
+};
 use crate::error::Reject;
 use crate::service::POWERED_BY;
 use crate::service::headers::{Forwarding, STRIPPED};
@@ -43,13 +45,14 @@ pub(super) fn upstream_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut prior_for: Option<&[u8]> = None;
     let mut host: Option<&[u8]> = None;
+    let options = connection_options(head.headers);
     for h in head.headers {
         if h.name.eq_ignore_ascii_case("x-forwarded-for") {
             prior_for.get_or_insert(h.value);
         } else if h.name.eq_ignore_ascii_case("host") {
             host.get_or_insert(h.value);
         }
-        if !is_dropped(h.name, fwd) {
+        if !is_dropped(h.name, fwd) && !is_listed(options.as_deref(), h.name) {
             field(out, h.name.as_bytes(), h.value);
         }
     }
@@ -88,11 +91,23 @@ fn forwarded_for(out: &mut Vec<u8>, prior: Option<&[u8]>, ip: IpAddr) {
 /// Writes the client's response head into `out` (cleared first): the
 /// upstream's status and fields, hop-by-hop fields replaced, the ingress
 /// marker added, and `Connection: close` when the connection ends after it.
+/// With `Transfer-Encoding`, any `Content-Length` is dropped (RFC 9112
+/// §6.3: the encoding decides, and no one after this proxy may frame the
+/// body by the length).
 pub(super) fn client_response(out: &mut Vec<u8>, head: &ResponseHead<'_, '_>, close: bool) {
     out.clear();
     status_line(out, head.status, head.reason);
+    let encoded = head
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    let options = connection_options(head.headers);
     for h in head.headers {
-        if !is_response_hop_header(h.name) {
+        let stale_length = encoded && h.name.eq_ignore_ascii_case("content-length");
+        if !is_response_hop_header(h.name)
+            && !stale_length
+            && !is_listed(options.as_deref(), h.name)
+        {
             field(out, h.name.as_bytes(), h.value);
         }
     }
@@ -214,6 +229,15 @@ mod tests {
     }
 
     #[test]
+    fn fields_named_by_connection_are_hop_by_hop() {
+        let raw = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Hop, TE\r\n\
+                   X-Hop: 1\r\nTE: trailers\r\nX-Kept: 2\r\n\r\n";
+        let out = rewrite(raw, None, &forwarding(None));
+        assert!(!out.contains("X-Hop") && !out.contains("TE:"), "{out}");
+        assert!(out.contains("X-Kept: 2\r\n"), "{out}");
+    }
+
+    #[test]
     fn the_upstream_host_policy_replaces_host() {
         let host = HeaderValue::from_static("172.17.0.2:8080");
         let out = rewrite(
@@ -243,6 +267,23 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\n\
              reverse-proxy-server-powerby: OpenSandbox-ingress\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_length_beside_a_transfer_encoding_is_not_forwarded() {
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\
+                   Connection: X-Hop\r\nX-Hop: 1\r\n\r\n";
+        let mut storage = storage();
+        let Parse::Complete(head) = parse_response(raw.as_bytes(), &mut storage) else {
+            panic!("complete head expected");
+        };
+        let mut out = Vec::new();
+        client_response(&mut out, &head, false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
+             reverse-proxy-server-powerby: OpenSandbox-ingress\r\n\r\n"
         );
     }
 
