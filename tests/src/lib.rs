@@ -27,6 +27,7 @@
 //!   Docker runtime with a per-test `[sandgate] instance`).
 //! - [`http`]: [`Http`], a general client for traffic through the proxy, and
 //!   streaming bodies.
+//! - [`raw`]: raw-TCP HTTP/1.1 clients and scripted upstreams, for framing tests.
 //! - [`upstream`]: host-side servers that stand in for ports of fake-runtime
 //!   sandboxes (HTTP, WebSocket echo).
 
@@ -36,6 +37,7 @@ pub mod http;
 pub mod poll;
 pub mod process;
 pub mod prom;
+pub mod raw;
 pub mod sandboxes;
 pub mod upstream;
 
