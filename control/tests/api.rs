@@ -1197,3 +1197,307 @@ async fn diagnostics_report_the_status_history() {
     );
     assert!(legacy.as_str().unwrap().contains("lifecycle Paused"));
 }
+
+/// `GET` returning the plain-text body and its headers.
+async fn get_text(app: &TestApp, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let (status, headers, value) = app.call_with(Method::GET, uri, None, &[]).await;
+    let text = match value {
+        Value::String(text) => text,
+        other => other.to_string(),
+    };
+    (status, headers, text)
+}
+
+fn assert_invalid(status: StatusCode, body: &str, fields: &[&str]) {
+    let error: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("SANDBOX::INVALID_PARAMETER")),
+        "{body}"
+    );
+    let message = error["message"].as_str().unwrap();
+    for field in fields {
+        assert!(
+            message.contains(&format!("{field}: ")) && message.contains("must be an integer from"),
+            "{field} not named in {message}"
+        );
+    }
+}
+
+fn ago(seconds: i64) -> sandgate_shared::time::Timestamp {
+    sandgate_shared::time::Timestamp::from_utc(
+        chrono::Utc::now() - chrono::Duration::seconds(seconds),
+    )
+}
+
+#[tokio::test]
+async fn devops_inspect_describes_the_engine_object() {
+    let app = app().await;
+    let id = app.create("/v1", body()).await;
+    app.wait_state(&id, "Running").await;
+    for prefix in PREFIXES {
+        let uri = format!("{prefix}/sandboxes/{id}/diagnostics/inspect");
+        let (status, headers, text) = get_text(&app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+        assert!(
+            !headers.contains_key("deprecation"),
+            "inspect carries no Deprecation header"
+        );
+        for expected in [
+            format!("Sandbox:        {id}\n"),
+            "Image:          python:3.12\n".to_owned(),
+            "Status:         running\n".to_owned(),
+            "Labels:\n  team=infra\n".to_owned(),
+        ] {
+            assert!(text.contains(&expected), "{expected:?} missing:\n{text}");
+        }
+        let (status, _, error) = get_text(
+            &app,
+            &format!("{prefix}/sandboxes/nope/diagnostics/inspect"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+        assert!(error.contains("DOCKER::SANDBOX_NOT_FOUND"), "{error}");
+    }
+    app.fake.fail_next(Op::Inspect, "engine-detail-42");
+    let (status, _, error) =
+        get_text(&app, &format!("/v1/sandboxes/{id}/diagnostics/inspect")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{error}");
+    assert!(error.contains("DOCKER::SANDBOX_QUERY_FAILED"), "{error}");
+    // A sandbox whose container went away is described as such, not a 404.
+    app.fake.remove_behind_back(&id.parse().unwrap());
+    app.wait_state(&id, "Failed").await;
+    let (status, _, text) =
+        get_text(&app, &format!("/v1/sandboxes/{id}/diagnostics/inspect")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        text.starts_with("(no container: ") && text.contains("Failed"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn devops_summary_frames_inspect_events_and_logs() {
+    let app = app().await;
+    let id = app.create("/v1", body()).await;
+    app.wait_state(&id, "Running").await;
+    let sandbox = id.parse().unwrap();
+    for (seconds, line) in [(120, "first line"), (60, "second line"), (0, "third line")] {
+        app.fake.write_output(&sandbox, ago(seconds), line);
+    }
+    for prefix in PREFIXES {
+        let base = format!("{prefix}/sandboxes/{id}/diagnostics");
+        let (status, headers, summary) =
+            get_text(&app, &format!("{base}/summary?tail=2&event_limit=3")).await;
+        assert_eq!(status, StatusCode::OK, "{summary}");
+        assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+        assert!(!headers.contains_key("deprecation"));
+        let (_, _, inspect) = get_text(&app, &format!("{base}/inspect")).await;
+        let (_, _, events) = get_text(&app, &format!("{base}/events?limit=3")).await;
+        let (_, _, logs) = get_text(&app, &format!("{base}/logs?tail=2")).await;
+        assert_eq!(events.lines().count(), 3, "{events}");
+        assert!(
+            logs.contains("second line") && logs.contains("third line") && !logs.contains("first"),
+            "{logs}"
+        );
+        let (double, single) = ("=".repeat(72), "-".repeat(40));
+        let section = |title: &str, text: &str| {
+            format!(
+                "\n{single}\n{title}\n{single}\n{}",
+                text.trim_end_matches('\n')
+            )
+        };
+        let expected = format!(
+            "{double}\nSANDBOX DIAGNOSTICS SUMMARY\nSandbox ID: {id}\n{double}\n{}\n{}\n{}\n",
+            section("INSPECT", &inspect),
+            section("EVENTS", &events),
+            section("LOGS (last 2 lines)", &logs),
+        );
+        assert_eq!(summary, expected);
+
+        let (_, _, defaults) = get_text(&app, &format!("{base}/summary")).await;
+        assert!(defaults.contains("\nLOGS (last 50 lines)\n"), "{defaults}");
+        assert!(defaults.contains("first line"), "{defaults}");
+        let (status, _, _) =
+            get_text(&app, &format!("{base}/summary?tail=10000&event_limit=500")).await;
+        assert_eq!(status, StatusCode::OK);
+        for (query, fields) in [
+            ("tail=0", &["tail"][..]),
+            ("tail=10001", &["tail"]),
+            ("tail=many", &["tail"]),
+            ("event_limit=0", &["event_limit"]),
+            ("event_limit=501", &["event_limit"]),
+            ("tail=-1&event_limit=x", &["tail", "event_limit"]),
+        ] {
+            let (status, _, body) = get_text(&app, &format!("{base}/summary?{query}")).await;
+            assert_invalid(status, &body, fields);
+        }
+        let (status, _, error) = get_text(
+            &app,
+            &format!("{prefix}/sandboxes/nope/diagnostics/summary"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+        assert!(error.contains("DOCKER::SANDBOX_NOT_FOUND"), "{error}");
+    }
+    // Parts that fail are replaced by a fixed line; the cause is not sent.
+    app.fake.fail_next(Op::Inspect, "engine-detail-inspect");
+    app.fake.fail_next(Op::Events, "engine-detail-events");
+    app.fake.fail_next(Op::Logs, "engine-detail-logs");
+    let (status, _, summary) =
+        get_text(&app, &format!("/v1/sandboxes/{id}/diagnostics/summary")).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    for part in ["inspect", "event", "log"] {
+        let line = format!(
+            "\n{}\n[error] Failed to collect {part} diagnostics.\n",
+            "-".repeat(40)
+        );
+        assert!(summary.contains(&line), "{line:?} missing:\n{summary}");
+    }
+    assert!(!summary.contains("engine-detail"), "{summary}");
+}
+
+#[tokio::test]
+async fn legacy_logs_are_the_container_output_with_tail_and_since() {
+    let app = app().await;
+    let id = app.create("/v1", body()).await;
+    app.wait_state(&id, "Running").await;
+    let logs = |query: &str| format!("/v1/sandboxes/{id}/diagnostics/logs{query}");
+    let (status, headers, text) = get_text(&app, &logs("")).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (StatusCode::OK, "(no logs)"),
+        "no output and no status history"
+    );
+    assert_eq!(headers["deprecation"], "true");
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    let sandbox = id.parse().unwrap();
+    for (seconds, line) in [
+        (3 * 3600, "three hours ago"),
+        (30 * 60, "half an hour ago"),
+        (60, "a minute ago"),
+        (0, "just now"),
+    ] {
+        app.fake.write_output(&sandbox, ago(seconds), line);
+    }
+    let lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_owned())
+            .collect()
+    };
+    for prefix in PREFIXES {
+        let uri = |query: &str| format!("{prefix}/sandboxes/{id}/diagnostics/logs{query}");
+        for (query, expected) in [
+            (
+                "",
+                &[
+                    "three hours ago",
+                    "half an hour ago",
+                    "a minute ago",
+                    "just now",
+                ][..],
+            ),
+            ("?tail=1", &["just now"]),
+            ("?tail=2&since=2d", &["a minute ago", "just now"]),
+            ("?since=10m", &["a minute ago", "just now"]),
+            ("?since=90s", &["a minute ago", "just now"]),
+            (
+                "?since=1h",
+                &["half an hour ago", "a minute ago", "just now"],
+            ),
+            (
+                "?since=4h",
+                &[
+                    "three hours ago",
+                    "half an hour ago",
+                    "a minute ago",
+                    "just now",
+                ],
+            ),
+            ("?since=whenever", &["a minute ago", "just now"]),
+            (
+                "?tail=10000",
+                &[
+                    "three hours ago",
+                    "half an hour ago",
+                    "a minute ago",
+                    "just now",
+                ],
+            ),
+        ] {
+            let (status, _, text) = get_text(&app, &uri(query)).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {text}");
+            assert_eq!(lines(&text), expected, "{query}:\n{text}");
+            assert!(!text.contains("lifecycle"), "output only: {text}");
+        }
+        let (_, _, text) = get_text(&app, &uri("?since=0s")).await;
+        assert_eq!(text, "(no logs)");
+        for query in ["?tail=0", "?tail=10001", "?tail=ten", "?tail=-3&since=1h"] {
+            let (status, _, body) = get_text(&app, &uri(query)).await;
+            assert_invalid(status, &body, &["tail"]);
+        }
+        let (status, _, _) = get_text(
+            &app,
+            &format!("{prefix}/sandboxes/nope/diagnostics/logs?tail=5"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _, text) = get_text(&app, &logs("?scope=container&tail=0")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the stable form ignores tail: {text}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_events_honour_limit() {
+    let app = app().await;
+    let id = app.create("/v1", body()).await;
+    app.wait_state(&id, "Running").await;
+    app.call(Method::POST, &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    app.wait_state(&id, "Paused").await;
+    for prefix in PREFIXES {
+        let uri = |query: &str| format!("{prefix}/sandboxes/{id}/diagnostics/events{query}");
+        let (status, headers, all) = get_text(&app, &uri("")).await;
+        assert_eq!(status, StatusCode::OK, "{all}");
+        assert_eq!(headers["deprecation"], "true");
+        let all: Vec<&str> = all.lines().collect();
+        // Pending, Running, Pausing, Paused; created, started, paused.
+        assert_eq!(all.len(), 7, "{all:#?}");
+        for expected in [
+            "lifecycle Pending",
+            "lifecycle Paused",
+            "runtime container created",
+            "runtime process started",
+        ] {
+            assert!(
+                all.iter().any(|l| l.contains(expected)),
+                "{expected}: {all:#?}"
+            );
+        }
+        assert_eq!(
+            all.last(),
+            Some(&"runtime container is paused"),
+            "undated facts come last"
+        );
+        let (_, _, two) = get_text(&app, &uri("?limit=2")).await;
+        assert_eq!(
+            two.lines().collect::<Vec<_>>(),
+            all[5..],
+            "the most recent two"
+        );
+        let (status, _, _) = get_text(&app, &uri("?limit=500")).await;
+        assert_eq!(status, StatusCode::OK);
+        for query in ["?limit=0", "?limit=501", "?limit=some"] {
+            let (status, _, body) = get_text(&app, &uri(query)).await;
+            assert_invalid(status, &body, &["limit"]);
+        }
+        let (status, _, _) =
+            get_text(&app, &format!("{prefix}/sandboxes/nope/diagnostics/events")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

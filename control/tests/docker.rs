@@ -546,3 +546,110 @@ async fn diagnostics_carry_container_output_and_process_events() {
         "{text}"
     );
 }
+
+/// `GET` of a plain-text diagnostics route: (status, text).
+async fn get_text(app: &DockerApp, uri: &str) -> (StatusCode, String) {
+    let (status, value) = app.app.call(Method::GET, uri, None).await;
+    match value {
+        Value::String(text) => (status, text),
+        other => (status, other.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn devops_inspect_summary_and_legacy_logs_on_docker() {
+    let app = DockerApp::start(|_| {}).await;
+    let mut create = busybox(&[
+        "sh",
+        "-c",
+        "echo line-one; echo line-two; echo line-three; sleep 600",
+    ]);
+    create["env"] = json!({"SANDGATE_TEST_SECRET": "env-value-never-shown-7f3a"});
+    create["metadata"] = json!({"team": "diagnostics"});
+    let id = app.app.create("/v1", create).await;
+    app.app.wait_state(&id, "Running").await;
+    let full_id = docker(&["inspect", "-f", "{{.Id}}", &container(&id)]);
+    assert!(
+        docker(&["inspect", "-f", "{{.Config.Env}}", &container(&id)])
+            .contains("env-value-never-shown-7f3a"),
+        "the env value is in the container"
+    );
+
+    let (status, inspect) =
+        get_text(&app, &format!("/v1/sandboxes/{id}/diagnostics/inspect")).await;
+    assert_eq!(status, StatusCode::OK, "{inspect}");
+    for expected in [
+        format!("Container ID:   {}\n", &full_id[..12]),
+        format!("Name:           {}\n", container(&id)),
+        "Image:          sandgate-test/busybox:latest\n".to_owned(),
+        "Status:         running\n".to_owned(),
+        "Running:        true\n".to_owned(),
+        "OOMKilled:      false\n".to_owned(),
+        "  CPU:          0.50 cores\n".to_owned(),
+        "  Memory:       128.00 MiB\n".to_owned(),
+        "  PIDs limit:   4096\n".to_owned(),
+        "Network mode:   bridge\n".to_owned(),
+        format!("  opensandbox.io/id={id}\n"),
+        "  team=diagnostics\n".to_owned(),
+    ] {
+        assert!(
+            inspect.contains(&expected),
+            "{expected:?} missing:\n{inspect}"
+        );
+    }
+    assert!(inspect.contains("  bridge: 172."), "{inspect}");
+    for leaked in ["env-value-never-shown-7f3a", "SANDGATE_TEST_SECRET"] {
+        assert!(!inspect.contains(leaked), "{leaked} leaked:\n{inspect}");
+    }
+
+    // The legacy logs: the container's output only, with tail and since.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let (status, logs) = get_text(&app, &format!("/v1/sandboxes/{id}/diagnostics/logs")).await;
+        assert_eq!(status, StatusCode::OK, "{logs}");
+        if logs.contains("line-three") {
+            break logs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{logs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(logs.lines().count(), 3, "{logs}");
+    assert!(!logs.contains("lifecycle"), "{logs}");
+    let (_, last) = get_text(&app, &format!("/v1/sandboxes/{id}/diagnostics/logs?tail=1")).await;
+    assert!(
+        last.ends_with(" line-three\n") && last.lines().count() == 1,
+        "{last}"
+    );
+    let (_, recent) = get_text(
+        &app,
+        &format!("/v1/sandboxes/{id}/diagnostics/logs?since=1h"),
+    )
+    .await;
+    assert_eq!(recent, logs);
+
+    let (status, summary) = get_text(
+        &app,
+        &format!("/v1/sandboxes/{id}/diagnostics/summary?tail=2&event_limit=5"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    for expected in [
+        format!("SANDBOX DIAGNOSTICS SUMMARY\nSandbox ID: {id}\n"),
+        "\nINSPECT\n".to_owned(),
+        format!("Container ID:   {}\n", &full_id[..12]),
+        "\nEVENTS\n".to_owned(),
+        "runtime process started".to_owned(),
+        "\nLOGS (last 2 lines)\n".to_owned(),
+        " line-three\n".to_owned(),
+    ] {
+        assert!(
+            summary.contains(&expected),
+            "{expected:?} missing:\n{summary}"
+        );
+    }
+    assert!(
+        !summary.contains(" line-one\n"),
+        "only the last 2 lines: {summary}"
+    );
+    assert!(!summary.contains("env-value-never-shown-7f3a"), "{summary}");
+}

@@ -569,3 +569,50 @@ async fn the_api_still_requires_the_key() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The devops diagnostics (`osb devops ...`) are documented as plain text,
+/// with their query bounds and the 400 those bounds produce.
+#[test]
+fn devops_diagnostics_are_documented_as_plain_text_with_bounds() {
+    let doc = serde_json::to_value(sandgate_control::http::openapi::document()).unwrap();
+    let bounds = |path: &str| -> BTreeMap<String, (Value, Value)> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| {
+                let schema = &p["schema"];
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    (schema["minimum"].clone(), schema["maximum"].clone()),
+                )
+            })
+            .collect()
+    };
+    let summary = "/v1/sandboxes/{sandboxId}/diagnostics/summary";
+    let inspect = "/v1/sandboxes/{sandboxId}/diagnostics/inspect";
+    let legacy = "/v1/sandboxes/{sandboxId}/diagnostics/{kind}";
+    for path in [summary, inspect, legacy] {
+        let ok = &doc["paths"][path]["get"]["responses"]["200"]["content"]["text/plain"];
+        assert_eq!(ok["schema"]["type"], "string", "{path}");
+    }
+    assert_eq!(
+        bounds(summary),
+        BTreeMap::from([
+            ("tail".to_owned(), (json!(1), json!(10000))),
+            ("event_limit".to_owned(), (json!(1), json!(500))),
+        ])
+    );
+    assert!(bounds(inspect).is_empty());
+    let legacy_bounds = bounds(legacy);
+    assert_eq!(legacy_bounds["tail"], (json!(1), json!(10000)));
+    assert_eq!(legacy_bounds["limit"], (json!(1), json!(500)));
+    assert!(legacy_bounds.contains_key("since") && legacy_bounds.contains_key("scope"));
+    for path in [summary, legacy] {
+        assert!(
+            doc["paths"][path]["get"]["responses"]["400"].is_object(),
+            "{path} documents the 400 of bad query values"
+        );
+    }
+}

@@ -65,6 +65,14 @@ fn lifecycle_routes() -> Router<AppState> {
             get(sandboxes::endpoint),
         )
         .route(
+            "/sandboxes/{sandbox_id}/diagnostics/inspect",
+            get(sandboxes::inspect),
+        )
+        .route(
+            "/sandboxes/{sandbox_id}/diagnostics/summary",
+            get(sandboxes::summary),
+        )
+        .route(
             "/sandboxes/{sandbox_id}/diagnostics/{kind}",
             get(sandboxes::diagnostics),
         )

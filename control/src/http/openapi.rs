@@ -73,6 +73,8 @@ const DOCS_CSP: &str = "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-e
         sandboxes::renew,
         sandboxes::endpoint,
         sandboxes::diagnostics,
+        sandboxes::inspect,
+        sandboxes::summary,
         system::health,
         system::metrics,
     ),

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use sandgate_shared::api::{
     CreateSandboxResponse, DiagnosticContent, Endpoint, ErrorBody, ListSandboxesResponse,
     RenewExpiration, Sandbox,
@@ -13,6 +14,8 @@ use sandgate_shared::api::{
 use super::AppState;
 use super::extract::{ApiJson, RawQueryString};
 use crate::error::{ApiError, codes};
+use crate::sandbox::devops::{EventsQuery, LogsQuery, SummaryQuery};
+use crate::sandbox::diagnostics::DiagnosticKind;
 use crate::sandbox::lifecycle::DeleteCause;
 use crate::sandbox::ops::EndpointOptions;
 use crate::sandbox::query::ListQuery;
@@ -49,6 +52,8 @@ use crate::sandbox::request::CreateSandboxBody;
                 ("renewSandboxExpiration" = (operation_id = "renewSandboxExpiration", parameters(("sandboxId" = "$response.body#/id")))),
                 ("getSandboxEndpoint" = (operation_id = "getSandboxEndpoint", parameters(("sandboxId" = "$response.body#/id")))),
                 ("getSandboxDiagnostics" = (operation_id = "getSandboxDiagnostics", parameters(("sandboxId" = "$response.body#/id")))),
+                ("inspectSandbox" = (operation_id = "inspectSandbox", parameters(("sandboxId" = "$response.body#/id")))),
+                ("getSandboxDiagnosticsSummary" = (operation_id = "getSandboxDiagnosticsSummary", parameters(("sandboxId" = "$response.body#/id")))),
                 ("deleteSandbox" = (operation_id = "deleteSandbox", parameters(("sandboxId" = "$response.body#/id")))),
             )
         ),
@@ -349,8 +354,8 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
 }
 
 /// `GET /sandboxes/{id}/diagnostics/{logs|events}?scope=…`. Without `scope`
-/// the text alone is returned as `text/plain` with `Deprecation: true`, as
-/// OpenSandbox's legacy clients expect (scope `all`).
+/// the plain text OpenSandbox's legacy clients read (`osb devops logs |
+/// events`) is returned as `text/plain` with `Deprecation: true`.
 #[utoipa::path(
     get,
     path = "/v1/sandboxes/{sandboxId}/diagnostics/{kind}",
@@ -360,10 +365,13 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
         ("kind" = String, Path, pattern = "^(logs|events)$", description = "`logs` or `events`."),
-        ("scope" = Option<String>, Query, pattern = "^(all|lifecycle|container|runtime)$", description = "`all`, `lifecycle`, and `container` (logs) or `runtime` (events). Without it the bare text is returned as `text/plain` (deprecated)."),
+        ("scope" = Option<String>, Query, pattern = "^(all|lifecycle|container|runtime)$", description = "`all`, `lifecycle`, and `container` (logs) or `runtime` (events). Without it the legacy plain text is returned as `text/plain` (deprecated): logs are the container output only, events are the status history and the engine's process events merged by time."),
+        ("tail" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Without `scope`, logs only: at most this many of the last lines (default 100)."),
+        ("since" = Option<String>, Query, description = "Without `scope`, logs only: only the output of the last `30s`, `10m`, `1h`, `2d`, …; a value that does not parse means `10m`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Without `scope`, events only: at most this many of the most recent events (default 50)."),
     ),
     responses(
-        (status = 200, description = "The diagnostic text: JSON with `scope`, plain text without.", content(
+        (status = 200, description = "The diagnostic text: JSON with `scope`; without it plain text, `(no logs)` or `(no events)` when there is none.", content(
             (DiagnosticContent = "application/json"),
             (String = "text/plain"),
         )),
@@ -378,9 +386,7 @@ pub async fn diagnostics(
     State(state): State<AppState>,
     Path((id, kind)): Path<(String, String)>,
     RawQueryString(query): RawQueryString,
-) -> Result<axum::response::Response, ApiError> {
-    use crate::sandbox::diagnostics::DiagnosticKind;
-    use axum::response::IntoResponse;
+) -> Result<Response, ApiError> {
     let kind = match kind.as_str() {
         "logs" => DiagnosticKind::Logs,
         "events" => DiagnosticKind::Events,
@@ -388,23 +394,94 @@ pub async fn diagnostics(
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 codes::NOT_FOUND,
-                format!("No diagnostics kind {other:?}; use logs or events."),
+                format!("No diagnostics kind {other:?}; use logs, events, inspect or summary."),
             ));
         }
     };
+    let query = query.as_deref();
     let scope = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "scope")
         .map(|(_, v)| v.into_owned());
     let Some(scope) = scope else {
-        let content = state.service.diagnostics(&id, kind, "all").await?.content;
-        let headers = [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            ),
-            (axum::http::HeaderName::from_static("deprecation"), "true"),
-        ];
-        return Ok((headers, content).into_response());
+        let text = match kind {
+            DiagnosticKind::Logs => {
+                let query = LogsQuery::parse(query)?;
+                state.service.plain_logs(&id, query).await?
+            }
+            DiagnosticKind::Events => {
+                let query = EventsQuery::parse(query)?;
+                state.service.plain_events(&id, query).await?
+            }
+        };
+        return Ok(plain_text(text, true));
     };
     Ok(Json(state.service.diagnostics(&id, kind, &scope).await?).into_response())
+}
+
+/// `GET /sandboxes/{id}/diagnostics/inspect`: the engine object, as text.
+#[utoipa::path(
+    get,
+    path = "/v1/sandboxes/{sandboxId}/diagnostics/inspect",
+    operation_id = "inspectSandbox",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Inspect a sandbox's container",
+    description = "What the runtime knows about the sandbox's container: id, name, image, state, exit code, start and finish times, restart count, OOM kill, resource limits, network mode and addresses, ports, mounts and labels. Environment values are never shown. Plain text for `osb devops inspect` (OpenSandbox marks this route deprecated; it has no replacement).",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+    ),
+    responses(
+        (status = 200, description = "The description, one `Field: value` per line.", body = String, content_type = "text/plain"),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+        (status = 503, description = "The runtime is not reachable or not ready; retry.", body = ErrorBody),
+    )
+)]
+pub async fn inspect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(plain_text(state.service.inspect(&id).await?, false))
+}
+
+/// `GET /sandboxes/{id}/diagnostics/summary`: inspect, events and logs.
+#[utoipa::path(
+    get,
+    path = "/v1/sandboxes/{sandboxId}/diagnostics/summary",
+    operation_id = "getSandboxDiagnosticsSummary",
+    tag = super::openapi::TAG_SANDBOXES,
+    summary = "Get a diagnostics summary",
+    description = "Inspect, events and logs in one plain-text page, as `osb devops summary` prints it. A part that cannot be collected reads `[error] Failed to collect {inspect|event|log} diagnostics.`; the cause is logged, not returned.",
+    params(
+        ("sandboxId" = String, Path, description = "The sandbox id."),
+        ("tail" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Log lines (default 50)."),
+        ("event_limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Most recent events (default 20)."),
+    ),
+    responses(
+        (status = 200, description = "The summary.", body = String, content_type = "text/plain"),
+        (status = 400, description = "A parameter or body field breaks a rule; the message names it.", body = ErrorBody),
+        (status = 401, description = "The API key is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No such sandbox.", body = ErrorBody),
+        (status = 500, description = "The runtime or the state store failed.", body = ErrorBody),
+    )
+)]
+pub async fn summary(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQueryString(query): RawQueryString,
+) -> Result<Response, ApiError> {
+    let query = SummaryQuery::parse(query.as_deref())?;
+    Ok(plain_text(state.service.summary(&id, query).await?, false))
+}
+
+/// A `text/plain` UTF-8 body, with `Deprecation: true` when `deprecated`.
+fn plain_text(text: String, deprecated: bool) -> Response {
+    let mut response =
+        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+    if deprecated {
+        response
+            .headers_mut()
+            .insert("deprecation", HeaderValue::from_static("true"));
+    }
+    response
 }

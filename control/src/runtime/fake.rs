@@ -9,6 +9,7 @@
 //! provision, with the rest of the reference as the message; tests can also
 //! queue failures with [`FakeRuntime::fail_next`] and report engine-side
 //! changes with [`FakeRuntime::exit`] and [`FakeRuntime::remove_behind_back`].
+//! A sandbox's output is whatever [`FakeRuntime::write_output`] wrote.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -22,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    EventSink, ObservedState, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint, Runtime,
-    RuntimeError, RuntimeEvent, RuntimeKind, RuntimeSandbox,
+    EventSink, LogWindow, ObservedState, ProcessEvent, Progress, ProvisionRequest, Provisioned,
+    ResolvedEndpoint, Runtime, RuntimeError, RuntimeEvent, RuntimeKind, RuntimeSandbox,
 };
 use crate::sandbox::model::Source;
 
@@ -66,6 +67,12 @@ pub enum Op {
     List,
     /// `resolve_endpoint`.
     Endpoint,
+    /// `logs`.
+    Logs,
+    /// `process_events`.
+    Events,
+    /// `inspect`.
+    Inspect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +90,12 @@ struct FakeSandbox {
     entrypoint: Vec<String>,
     metadata: BTreeMap<String, String>,
     expires_at: Option<Timestamp>,
+    /// When the main process ended.
+    #[serde(default)]
+    finished_at: Option<Timestamp>,
+    /// Output lines and when they were written.
+    #[serde(default)]
+    output: Vec<(Timestamp, String)>,
 }
 
 #[derive(Default)]
@@ -159,6 +172,7 @@ impl FakeRuntime {
         let mut world = self.world.lock();
         if let Some(sandbox) = world.sandboxes.get_mut(id) {
             sandbox.state = FakeState::Exited { code, oom_killed };
+            sandbox.finished_at = Some(Timestamp::from_utc(chrono::Utc::now()));
             emit(
                 &world,
                 RuntimeEvent::Exited {
@@ -167,6 +181,15 @@ impl FakeRuntime {
                     oom_killed,
                 },
             );
+        }
+        self.persist(&world);
+    }
+
+    /// Appends a line to the sandbox's output, as written at `at`.
+    pub fn write_output(&self, id: &SandboxId, at: Timestamp, line: &str) {
+        let mut world = self.world.lock();
+        if let Some(sandbox) = world.sandboxes.get_mut(id) {
+            sandbox.output.push((at, line.to_owned()));
         }
         self.persist(&world);
     }
@@ -189,6 +212,8 @@ impl FakeRuntime {
             entrypoint: vec!["sleep".to_owned(), "infinity".to_owned()],
             metadata,
             expires_at: None,
+            finished_at: None,
+            output: Vec::new(),
         };
         let mut world = self.world.lock();
         world.sandboxes.insert(id, sandbox);
@@ -299,6 +324,8 @@ impl Runtime for FakeRuntime {
             entrypoint: request.spec.entrypoint.clone(),
             metadata: request.metadata.clone(),
             expires_at: request.expires_at,
+            finished_at: None,
+            output: Vec::new(),
         };
         let mut world = self.world.lock();
         world.sandboxes.insert(request.id.clone(), sandbox);
@@ -355,6 +382,71 @@ impl Runtime for FakeRuntime {
         })
     }
 
+    async fn logs(
+        &self,
+        id: &SandboxId,
+        window: LogWindow,
+    ) -> Result<(String, bool), RuntimeError> {
+        self.enter(Op::Logs, Some(id)).await?;
+        let world = self.world.lock();
+        let sandbox = world
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        let lines: Vec<_> = sandbox
+            .output
+            .iter()
+            .filter(|(at, _)| window.since.is_none_or(|since| *at >= since))
+            .collect();
+        let skip = lines.len().saturating_sub(window.tail);
+        let text = lines
+            .iter()
+            .skip(skip)
+            .map(|(at, line)| format!("{at} {line}\n"))
+            .collect();
+        Ok((text, skip > 0))
+    }
+
+    async fn process_events(&self, id: &SandboxId) -> Result<Vec<ProcessEvent>, RuntimeError> {
+        self.enter(Op::Events, Some(id)).await?;
+        let world = self.world.lock();
+        let sandbox = world
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        let mut events = vec![
+            ProcessEvent::at(sandbox.created_at, "container created"),
+            ProcessEvent::at(sandbox.created_at, "process started"),
+        ];
+        match sandbox.state {
+            FakeState::Exited { code, oom_killed } => {
+                let oom = if oom_killed {
+                    ", killed by the OOM killer"
+                } else {
+                    ""
+                };
+                let what = format!("process exited with code {code}{oom}");
+                events.push(match sandbox.finished_at {
+                    Some(at) => ProcessEvent::at(at, what),
+                    None => ProcessEvent::undated(what),
+                });
+            }
+            FakeState::Paused => events.push(ProcessEvent::undated("container is paused")),
+            FakeState::Running => {}
+        }
+        Ok(events)
+    }
+
+    async fn inspect(&self, id: &SandboxId) -> Result<String, RuntimeError> {
+        self.enter(Op::Inspect, Some(id)).await?;
+        let world = self.world.lock();
+        let sandbox = world
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        Ok(render(id, sandbox))
+    }
+
     async fn health(&self) -> Result<(), RuntimeError> {
         Ok(())
     }
@@ -362,6 +454,40 @@ impl Runtime for FakeRuntime {
     fn watch(&self, sink: EventSink) {
         self.world.lock().sink = Some(sink);
     }
+}
+
+/// The fake's inspect text: a few fixed fields, deterministic for a sandbox.
+fn render(id: &SandboxId, sandbox: &FakeSandbox) -> String {
+    let (status, exit_code, oom_killed) = match sandbox.state {
+        FakeState::Running => ("running", 0, false),
+        FakeState::Paused => ("paused", 0, false),
+        FakeState::Exited { code, oom_killed } => ("exited", code, oom_killed),
+    };
+    let expires = sandbox
+        .expires_at
+        .map_or_else(|| "never (manual cleanup)".to_owned(), |at| at.to_string());
+    let mut text = format!(
+        "Runtime:        fake (in memory)\n\
+         Sandbox:        {id}\n\
+         Image:          {}\n\
+         Status:         {status}\n\
+         Exit code:      {exit_code}\n\
+         OOMKilled:      {oom_killed}\n\
+         Created:        {}\n\
+         Expires:        {expires}\n\
+         Command:        {}\n\
+         Labels:\n",
+        sandbox.image,
+        sandbox.created_at,
+        sandbox.entrypoint.join(" "),
+    );
+    if sandbox.metadata.is_empty() {
+        text.push_str("  (none)\n");
+    }
+    for (key, value) in &sandbox.metadata {
+        text.push_str(&format!("  {key}={value}\n"));
+    }
+    text
 }
 
 fn observed(id: &SandboxId, sandbox: &FakeSandbox, endpoint_host: &str) -> RuntimeSandbox {

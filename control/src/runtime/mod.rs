@@ -177,6 +177,42 @@ pub struct ResolvedEndpoint {
     pub headers: BTreeMap<String, String>,
 }
 
+/// Which part of a sandbox's output [`Runtime::logs`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogWindow {
+    /// At most this many of the last lines.
+    pub tail: usize,
+    /// Only lines written at or after this instant.
+    pub since: Option<Timestamp>,
+}
+
+/// One thing the engine recorded about a sandbox's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessEvent {
+    /// When it happened, if the engine says.
+    pub at: Option<Timestamp>,
+    /// What happened, on one line ("process started (pid 12)").
+    pub what: String,
+}
+
+impl ProcessEvent {
+    /// An event at a known instant.
+    pub fn at(at: Timestamp, what: impl Into<String>) -> Self {
+        Self {
+            at: Some(at),
+            what: what.into(),
+        }
+    }
+
+    /// A standing fact without a time ("container is paused").
+    pub fn undated(what: impl Into<String>) -> Self {
+        Self {
+            at: None,
+            what: what.into(),
+        }
+    }
+}
+
 /// A runtime failure, classified by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -270,17 +306,29 @@ pub trait Runtime: Send + Sync + 'static {
         port: u16,
     ) -> Result<ResolvedEndpoint, RuntimeError>;
 
-    /// The last `tail` lines of the sandbox's output (stdout and stderr,
-    /// timestamped), and whether older output was cut. The default has none.
-    async fn logs(&self, _id: &SandboxId, _tail: usize) -> Result<(String, bool), RuntimeError> {
+    /// The sandbox's output (stdout and stderr, each line prefixed with its
+    /// RFC 3339 timestamp) within `window`, and whether older output in the
+    /// window was cut. The default has none.
+    async fn logs(
+        &self,
+        _id: &SandboxId,
+        _window: LogWindow,
+    ) -> Result<(String, bool), RuntimeError> {
         Ok((String::new(), false))
     }
 
     /// What the engine recorded about the sandbox's process (created,
-    /// started, finished, exit code, OOM kill), one line each. The default has none.
-    async fn process_events(&self, _id: &SandboxId) -> Result<Vec<String>, RuntimeError> {
+    /// started, finished, exit code, OOM kill), oldest first. The default
+    /// has none.
+    async fn process_events(&self, _id: &SandboxId) -> Result<Vec<ProcessEvent>, RuntimeError> {
         Ok(Vec::new())
     }
+
+    /// A readable description of the engine object behind the sandbox
+    /// (identity, state, resources, network, mounts, labels), for people
+    /// troubleshooting it. Never includes environment values or other
+    /// secrets. `NotFound` when the engine holds nothing for the sandbox.
+    async fn inspect(&self, id: &SandboxId) -> Result<String, RuntimeError>;
 
     /// Whether the engine answers; drives `/health` detail.
     async fn health(&self) -> Result<(), RuntimeError>;

@@ -8,6 +8,8 @@ use super::error::SandboxError;
 use super::request::Problem;
 use super::service::SandboxService;
 use crate::error::{codes, error_chain};
+use crate::runtime::{LogWindow, ProcessEvent};
+use crate::store::StatusEvent;
 
 /// How many output lines `logs` returns at most.
 pub const LOG_TAIL: usize = 2000;
@@ -95,7 +97,11 @@ impl SandboxService {
         id: &sandgate_shared::ids::SandboxId,
         collected: &mut Collected,
     ) {
-        match self.inner.runtime.logs(id, LOG_TAIL).await {
+        let window = LogWindow {
+            tail: LOG_TAIL,
+            since: None,
+        };
+        match self.inner.runtime.logs(id, window).await {
             Ok((text, truncated)) => {
                 collected.truncated |= truncated;
                 collected.sections.push(if text.is_empty() {
@@ -119,12 +125,7 @@ impl SandboxService {
         let history = self.inner.store.history(id).await?;
         let lines: String = history
             .iter()
-            .map(|e| {
-                format!(
-                    "{} lifecycle {} {}: {}\n",
-                    e.at, e.state, e.reason, e.message
-                )
-            })
+            .map(|e| format!("{}\n", history_line(e)))
             .collect();
         collected.sections.push(lines);
         Ok(())
@@ -139,13 +140,32 @@ impl SandboxService {
             Ok(events) if events.is_empty() => {
                 collected.sections.push("(no runtime events)\n".to_owned())
             }
-            Ok(events) => collected
-                .sections
-                .push(events.iter().map(|e| format!("{e}\n")).collect()),
+            Ok(events) => collected.sections.push(
+                events
+                    .iter()
+                    .map(|e| format!("{}\n", runtime_line(e)))
+                    .collect(),
+            ),
             Err(error) => collected.warnings.push(format!(
                 "runtime events unavailable: {}",
                 error_chain(&error)
             )),
         }
+    }
+}
+
+/// One status-history entry as a line: `{at} lifecycle {state} {reason}: {message}`.
+pub(super) fn history_line(event: &StatusEvent) -> String {
+    format!(
+        "{} lifecycle {} {}: {}",
+        event.at, event.state, event.reason, event.message
+    )
+}
+
+/// One engine process event as a line: `[{at} ]runtime {what}`.
+pub(super) fn runtime_line(event: &ProcessEvent) -> String {
+    match event.at {
+        Some(at) => format!("{at} runtime {}", event.what),
+        None => format!("runtime {}", event.what),
     }
 }

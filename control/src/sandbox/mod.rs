@@ -1,6 +1,7 @@
 //! The sandbox domain: model, validation, state machine and the service that
 //! is the only writer of sandbox state.
 
+pub mod devops;
 pub mod diagnostics;
 pub mod error;
 pub mod labels;

@@ -1,7 +1,8 @@
 # Compatibility suite for the published OpenSandbox CLI (`osb`, PyPI package
 # opensandbox-cli) against a Sandgate stack in gateway/uri mode: create, list,
-# get, endpoint, health, renew, pause, resume and kill, asserting on the CLI's
-# JSON output (-o json). The CLI reads its server and key from a config file
+# get, endpoint, health, diagnostics (devops logs, inspect, summary), renew,
+# pause, resume and kill, asserting on the CLI's JSON output (-o json) or, for
+# the devops commands, on their plain text. The CLI reads its server and key from a config file
 # ([connection] domain, api_key), or from OPEN_SANDBOX_DOMAIN/_API_KEY.
 # Usage (scripts/compat.sh): cli.py OSB_BINARY CONFIG_FILE_TO_WRITE
 from __future__ import annotations
@@ -39,6 +40,8 @@ stack = Stack.from_env("uri")
 suite = Suite("cli")
 s = SimpleNamespace()
 META = {RUN_KEY: RUN_ID, "suite": "cli"}
+# An env value the sandbox gets and no diagnostics output may show.
+ENV_SECRET = ("COMPAT_CLI_TOKEN", f"env-value-{RUN_ID}-never-shown")
 
 with open(config_file, "w") as handle:
     handle.write(
@@ -98,6 +101,8 @@ def create() -> None:
         "cpu=500m",
         "--resource",
         "memory=128Mi",
+        "--env",
+        "=".join(ENV_SECRET),
     )
     check(isinstance(out, dict) and UUID.match(str(out.get("id"))), f"create prints the new id: {out}")
     eq((out["status"], out["image"]), ("created", IMAGE), "create output")
@@ -159,6 +164,60 @@ def diagnostics() -> None:
     done = osb_run("devops", "logs", s.id)
     eq(done.returncode, 0, f"devops logs exit status ({done.stderr.strip()})")
     check("starting test execd" in done.stdout, f"container output in devops logs: {done.stdout!r}")
+    check("lifecycle" not in done.stdout, f"devops logs is the container output only: {done.stdout!r}")
+    done = osb_run("devops", "logs", s.id, "--tail", "1", "--since", "1h")
+    lines = done.stdout.strip().splitlines()
+    check(done.returncode == 0 and len(lines) == 1, f"devops logs --tail 1 gives one line: {done.stdout!r}")
+    done = osb_run("devops", "events", s.id, "--limit", "2")
+    lines = done.stdout.strip().splitlines()
+    check(done.returncode == 0 and len(lines) == 2, f"devops events --limit 2 gives two lines: {done.stdout!r}")
+
+
+def devops_inspect() -> None:
+    done = osb_run("devops", "inspect", s.id)
+    eq(done.returncode, 0, f"devops inspect exit status ({done.stderr.strip()})")
+    text = done.stdout
+    for expected in (
+        f"Name:           sandbox-{s.id}\n",
+        f"Image:          {IMAGE}\n",
+        "Status:         running\n",
+        "  CPU:          0.50 cores\n",
+        "  Memory:       128.00 MiB\n",
+        f"  opensandbox.io/id={s.id}\n",
+        "  suite=cli\n",
+    ):
+        check(expected in text, f"{expected!r} in devops inspect: {text!r}")
+    check(text.startswith("Container ID:   "), f"devops inspect starts with the container id: {text!r}")
+    for secret in ENV_SECRET:
+        check(secret not in text, f"devops inspect never shows the environment ({secret!r}): {text!r}")
+    missing = osb_run("devops", "inspect", "00000000-0000-4000-8000-000000000000")
+    check(
+        missing.returncode != 0 and "not found" in missing.stderr + missing.stdout,
+        f"devops inspect of an unknown id fails: {missing.stderr.strip()}",
+    )
+
+
+def devops_summary() -> None:
+    done = osb_run("devops", "summary", s.id, "--tail", "20", "--event-limit", "10")
+    eq(done.returncode, 0, f"devops summary exit status ({done.stderr.strip()})")
+    text = done.stdout
+    rule, section = "=" * 72, "-" * 40
+    header = f"{rule}\nSANDBOX DIAGNOSTICS SUMMARY\nSandbox ID: {s.id}\n{rule}\n\n{section}\nINSPECT\n{section}\n"
+    check(text.startswith(header), f"devops summary header: {text[:400]!r}")
+    positions = [text.find(f"\n{section}\n{title}\n{section}\n") for title in ("EVENTS", "LOGS (last 20 lines)")]
+    check(-1 not in positions and positions == sorted(positions), f"EVENTS then LOGS sections: {text!r}")
+    events, logs = text[positions[0] : positions[1]], text[positions[1] :]
+    check(f"opensandbox.io/id={s.id}" in text[: positions[0]], f"inspect section names the sandbox: {text!r}")
+    check("lifecycle Running" in events, f"the Running transition in the events section: {events!r}")
+    check(len([l for l in events.splitlines() if " lifecycle " in l or " runtime " in l]) <= 10, f"at most 10 events: {events!r}")
+    check("starting test execd" in logs, f"container output in the logs section: {logs!r}")
+    check("[error]" not in text, f"every part collected: {text!r}")
+    check(ENV_SECRET[1] not in text, "devops summary never shows the environment")
+    bad = osb_run("devops", "summary", s.id, "--tail", "0")
+    check(
+        bad.returncode != 0 and "400" in bad.stderr + bad.stdout,
+        f"--tail 0 is refused with 400: {bad.stderr.strip() or bad.stdout.strip()}",
+    )
 
 
 def renew() -> None:
@@ -201,7 +260,9 @@ suite.step("sandbox list with state, metadata and page filters", list_)
 suite.step("sandbox get: state, image, entrypoint, metadata, expires_at", get_)
 suite.step("configuration from OPEN_SANDBOX_DOMAIN/OPEN_SANDBOX_API_KEY", get_with_env)
 suite.step("sandbox endpoint -p 8000, fetched; sandbox health", endpoint)
-suite.step("diagnostics events --scope lifecycle; devops logs", diagnostics)
+suite.step("diagnostics events --scope lifecycle; devops logs and events with tail, since, limit", diagnostics)
+suite.step("devops inspect: container essentials, no env values; unknown id fails", devops_inspect)
+suite.step("devops summary --tail 20 --event-limit 10: framing and content; --tail 0 refused", devops_summary)
 suite.step("sandbox renew -t 30m", renew)
 suite.step("sandbox pause, health false, sandbox resume", pause_resume)
 suite.step("sandbox kill; get afterwards fails with SANDBOX_NOT_FOUND", kill)

@@ -8,7 +8,7 @@
 //! - [`volumes`]: host binds under the allow-list, named volumes.
 //! - [`observe`]: container state, identity and addresses.
 //! - [`events`]: the engine's event stream.
-//! - [`diagnostics`]: container output and process events.
+//! - [`diagnostics`]: container output, process events, the inspect text.
 //! - [`errors`]: engine errors classified by meaning.
 
 mod diagnostics;
@@ -34,8 +34,8 @@ use sandgate_shared::ids::SandboxId;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    EventSink, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint, Runtime, RuntimeError,
-    RuntimeKind, RuntimeSandbox,
+    EventSink, LogWindow, ProcessEvent, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint,
+    Runtime, RuntimeError, RuntimeKind, RuntimeSandbox,
 };
 use crate::config::DEFAULT_DROP_CAPABILITIES;
 use crate::sandbox::model::{SandboxSpec, Source};
@@ -129,7 +129,7 @@ impl DockerRuntime {
         })
     }
 
-    async fn inspect(
+    async fn inspect_container(
         &self,
         id: &SandboxId,
     ) -> Result<bollard::models::ContainerInspectResponse, RuntimeError> {
@@ -197,7 +197,7 @@ impl DockerRuntime {
             .start_container(&name, None)
             .await
             .map_err(|e| errors::classify(id, e))?;
-        let container = self.inspect(id).await?;
+        let container = self.inspect_container(id).await?;
         Ok(Provisioned {
             state: observe::inspected_state(&container),
             address: self.address_of(&container),
@@ -215,7 +215,7 @@ impl DockerRuntime {
     /// Removes the container and what was created for it; absent is fine.
     async fn remove(&self, id: &SandboxId, extra_volumes: &[String]) -> Result<(), RuntimeError> {
         let name = spec::container_name(id);
-        let managed = match self.inspect(id).await {
+        let managed = match self.inspect_container(id).await {
             Ok(container) => container
                 .config
                 .and_then(|c| c.labels)
@@ -436,7 +436,7 @@ impl Runtime for DockerRuntime {
         id: &SandboxId,
         port: u16,
     ) -> Result<ResolvedEndpoint, RuntimeError> {
-        let container = match self.inspect(id).await {
+        let container = match self.inspect_container(id).await {
             Ok(container) => container,
             Err(RuntimeError::NotFound { .. }) => {
                 return Err(RuntimeError::NotReady(format!(
@@ -452,12 +452,24 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    async fn logs(&self, id: &SandboxId, tail: usize) -> Result<(String, bool), RuntimeError> {
-        diagnostics::logs(&self.docker, id, tail).await
+    async fn logs(
+        &self,
+        id: &SandboxId,
+        window: LogWindow,
+    ) -> Result<(String, bool), RuntimeError> {
+        diagnostics::logs(&self.docker, id, window).await
     }
 
-    async fn process_events(&self, id: &SandboxId) -> Result<Vec<String>, RuntimeError> {
-        Ok(diagnostics::process_events(&self.inspect(id).await?))
+    async fn process_events(&self, id: &SandboxId) -> Result<Vec<ProcessEvent>, RuntimeError> {
+        Ok(diagnostics::process_events(
+            &self.inspect_container(id).await?,
+        ))
+    }
+
+    async fn inspect(&self, id: &SandboxId) -> Result<String, RuntimeError> {
+        Ok(diagnostics::render_inspect(
+            &self.inspect_container(id).await?,
+        ))
     }
 
     async fn health(&self) -> Result<(), RuntimeError> {
