@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README.md): every gate CI enforces, in order.
 # Prerequisites (.ci/run installs them on a fresh machine): Rust 1.95 with
-# cargo-nextest, cmake, a running Docker engine for the runtime tests.
+# cargo-nextest, cmake, a running Docker engine for the runtime tests, and
+# the openssl command (tests/tests/tls.rs makes its certificates with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -27,4 +27,4 @@ pub mod routes;
 pub mod server;
 pub mod service;
 
-pub use server::{BuildError, build_server};
+pub use server::{BuildError, build_server, check_tls};

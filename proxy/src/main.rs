@@ -75,6 +75,10 @@ fn main() -> ExitCode {
 fn check_config(path: &Path) -> ExitCode {
     match config::load_file(path, &ProcessEnv) {
         Ok(config) => {
+            if let Err(error) = sandgate_proxy::check_tls(&config) {
+                eprintln!("{}: invalid\n{error}", path.display());
+                return ExitCode::FAILURE;
+            }
             for warning in &config.warnings {
                 println!("warning: {warning}");
             }

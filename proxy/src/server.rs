@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::{Error, ErrorType, OrErr};
 
 use crate::admin::Admin;
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::metrics::Metrics;
 use crate::routes::{RouteStore, RouteSync};
 use crate::service::{EdgeApp, EdgeProxy};
@@ -30,7 +32,7 @@ pub enum BuildError {
     /// The TLS certificate or key could not be loaded.
     #[error("cannot set up the TLS listener {addr}: {error}")]
     Tls {
-        /// The listener.
+        /// The listener (every `tls.listen` address, comma-separated).
         addr: String,
         /// pingora's error.
         error: Box<pingora::Error>,
@@ -52,6 +54,70 @@ fn check_bindable(config: &Config) -> Result<(), BuildError> {
         })?;
     }
     Ok(())
+}
+
+/// Loads the certificate chain and private key exactly as pingora's rustls
+/// listener will, and builds a rustls server configuration from them.
+///
+/// pingora only stores the paths and reads the files when the listener
+/// starts, inside its service thread, where a missing certificate, an
+/// unusable key or a key that does not match the certificate is a panic
+/// (and the process would keep running without its HTTPS listener). Doing
+/// the same work here first turns each of those into a startup error.
+fn check_tls_files(tls: &TlsConfig) -> pingora::Result<()> {
+    let cert = tls.cert_file.to_string_lossy();
+    let key = tls.key_file.to_string_lossy();
+    let Some((certs, private_key)) = pingora::tls::load_certs_and_key_files(&cert, &key)? else {
+        return Error::e_explain(
+            ErrorType::InvalidCert,
+            format!(
+                "no certificate in {cert}, or no private key (PKCS#1, PKCS#8 or SEC1) in {key}"
+            ),
+        );
+    };
+    pingora::tls::install_default_crypto_provider();
+    pingora::tls::ServerConfig::builder_with_protocol_versions(&[
+        &pingora::tls::version::TLS12,
+        &pingora::tls::version::TLS13,
+    ])
+    .with_no_client_auth()
+    .with_single_cert(certs, private_key)
+    .or_err_with(ErrorType::InvalidCert, || {
+        format!("the key in {key} cannot serve the certificate in {cert}")
+    })?;
+    Ok(())
+}
+
+/// Loads the HTTPS listeners' certificate and key as the listeners will,
+/// so that `--check-config` and startup refuse what would not serve.
+pub fn check_tls(config: &Config) -> Result<(), BuildError> {
+    let Some(tls) = &config.tls else {
+        return Ok(());
+    };
+    check_tls_files(tls).map_err(|error| BuildError::Tls {
+        addr: tls
+            .listen
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        error,
+    })
+}
+
+/// The settings of one HTTPS listener: the certificate and key, and with
+/// `tls.http2` ALPN offering `h2` then `http/1.1` (without it no ALPN
+/// protocol is offered, so every client speaks HTTP/1.x). A connection
+/// that negotiated `h2` is served by pingora's HTTP/2 pipeline
+/// ([`EdgeApp`]).
+fn tls_settings(tls: &TlsConfig) -> pingora::Result<TlsSettings> {
+    let cert = tls.cert_file.to_string_lossy();
+    let key = tls.key_file.to_string_lossy();
+    let mut settings = TlsSettings::intermediate(&cert, &key)?;
+    if tls.http2 {
+        settings.enable_h2();
+    }
+    Ok(settings)
 }
 
 /// The pingora process settings derived from `config` (pingora's YAML file is not used).
@@ -94,17 +160,14 @@ pub fn build_server(config: &Config) -> Result<Server, BuildError> {
     for addr in &config.server.listen {
         proxy.add_tcp(&addr.to_string());
     }
+    check_tls(config)?;
     if let Some(tls) = &config.tls {
-        let cert = tls.cert_file.to_string_lossy();
-        let key = tls.key_file.to_string_lossy();
-        for addr in &tls.listen {
-            let addr = addr.to_string();
-            proxy
-                .add_tls(&addr, &cert, &key)
-                .map_err(|error| BuildError::Tls {
-                    addr: addr.clone(),
-                    error,
-                })?;
+        for addr in tls.listen.iter().map(ToString::to_string) {
+            let settings = tls_settings(tls).map_err(|error| BuildError::Tls {
+                addr: addr.clone(),
+                error,
+            })?;
+            proxy.add_tls_with_settings(&addr, None, settings);
         }
     }
     server.add_service(proxy);

@@ -51,6 +51,9 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     /// PEM private key; the file existed and was readable at validation.
     pub key_file: PathBuf,
+    /// Whether the listeners offer `h2` then `http/1.1` by ALPN; when false
+    /// they offer no ALPN protocol and every client speaks HTTP/1.x.
+    pub http2: bool,
 }
 
 /// `[admin]`.

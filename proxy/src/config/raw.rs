@@ -77,7 +77,7 @@ pub struct RawServer {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
-    /// Turns the HTTPS listener on or off; absent means on when any other key is set.
+    /// Turns the HTTPS listener on or off; absent means on when `listen`, `cert_file` or `key_file` is set.
     pub enabled: Option<bool>,
     /// HTTPS listen addresses, `ip:port`; one string or a list.
     pub listen: Option<OneOrMany>,
@@ -85,6 +85,8 @@ pub struct RawTls {
     pub cert_file: Option<String>,
     /// PEM private key of the certificate.
     pub key_file: Option<String>,
+    /// Offer HTTP/2 by ALPN (`h2`, then `http/1.1`) on the HTTPS listener (default true).
+    pub http2: Option<bool>,
 }
 
 /// `[admin]`.

@@ -264,6 +264,20 @@ fn tls_rules() {
     );
     let tls = load(&ok).unwrap().tls.unwrap();
     assert_eq!(tls.listen, [addr("127.0.0.1:28443")]);
+    assert!(tls.http2, "HTTP/2 is offered by default");
+    let h1 = load(&format!("{ok}http2 = false\n")).unwrap().tls.unwrap();
+    assert!(!h1.http2);
+    let typed = load(&format!("{ok}http2 = \"yes\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(typed.contains("http2"), "{typed}");
+    let alone = load("[tls]\nhttp2 = false\n").unwrap();
+    assert_eq!(alone.tls, None, "http2 alone does not turn TLS on");
+    assert!(
+        !alone.warnings.iter().any(|w| w.starts_with("tls.")),
+        "{:?}",
+        alone.warnings
+    );
     let bad = format!(
         "[tls]\nenabled = true\nlisten = \"127.0.0.1:28443\"\ncert_file = \"{junk}\"\nkey_file = \"/nonexistent/key.pem\"\n"
     );

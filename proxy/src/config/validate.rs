@@ -82,7 +82,9 @@ fn server(raw: RawServer, p: &mut Problems) -> ServerConfig {
 }
 
 /// `[tls]` is on when `enabled = true`, or when `enabled` is absent and
-/// any other key is set.
+/// `listen`, `cert_file` or `key_file` is set (`http2` alone does not turn
+/// it on, and is ignored without a warning while it is off: its default is
+/// a valid setting either way).
 fn tls(raw: RawTls, p: &mut Problems, warnings: &mut Vec<String>) -> Option<TlsConfig> {
     let set = [
         ("tls.listen", raw.listen.is_some()),
@@ -109,6 +111,7 @@ fn tls(raw: RawTls, p: &mut Problems, warnings: &mut Vec<String>) -> Option<TlsC
         listen,
         cert_file: cert_file.unwrap_or_default(),
         key_file: key_file.unwrap_or_default(),
+        http2: raw.http2.unwrap_or(true),
     })
 }
 
