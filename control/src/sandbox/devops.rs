@@ -23,9 +23,10 @@ use sandgate_shared::time::Timestamp;
 
 use super::diagnostics::{history_line, runtime_line};
 use super::error::SandboxError;
+use super::query::parse_number;
 use super::request::Problem;
 use super::service::SandboxService;
-use crate::error::{codes, error_chain};
+use crate::error::error_chain;
 use crate::runtime::{LogWindow, RuntimeError};
 
 /// The text of logs without any output.
@@ -52,19 +53,10 @@ impl Bounds {
     /// `value` when it is an integer within the bounds; otherwise records
     /// a problem naming the field and its rule, and returns the default.
     fn parse(self, value: &str, problems: &mut Vec<Problem>) -> u32 {
-        match value.trim().parse::<u32>() {
-            Ok(n) if (self.min..=self.max).contains(&n) => n,
-            _ => {
-                problems.push(Problem::new(
-                    codes::INVALID_PARAMETER,
-                    format!(
-                        "{}: {value:?} must be an integer from {} to {}",
-                        self.name, self.min, self.max
-                    ),
-                ));
-                self.default
-            }
-        }
+        parse_number(self.name, value, self.min, self.max).unwrap_or_else(|problem| {
+            problems.push(problem);
+            self.default
+        })
     }
 }
 

@@ -152,7 +152,8 @@ pub fn parse_metadata_filter(text: &str) -> Result<BTreeMap<String, String>, Pro
     Ok(filter)
 }
 
-fn parse_number(field: &str, value: &str, min: u32, max: u32) -> Result<u32, Problem> {
+/// `value` as an integer in `min..=max`, else a problem naming `field` and the rule.
+pub(super) fn parse_number(field: &str, value: &str, min: u32, max: u32) -> Result<u32, Problem> {
     value
         .trim()
         .parse::<u32>()
