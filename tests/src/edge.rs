@@ -13,6 +13,7 @@
 //! the control binary ([`crate::control_binary`]), so CI's
 //! `SANDGATE_CONTROL_BIN` (and its `CARGO_TARGET_DIR`) is followed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,16 +22,18 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
+use sandgate_shared::api::SandboxState;
 use sandgate_shared::routes::RouteUpdate;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
 use crate::client::Api;
 use crate::http::{Http, empty};
-use crate::poll::POLL_INTERVAL;
+use crate::poll::{POLL_INTERVAL, poll_until};
 use crate::process::{
     ControlOptions, ControlProcess, RuntimeKind, control_binary, free_port, toml_string,
 };
+use crate::sandboxes::create_body;
 
 /// How long the proxy may take to become ready (`/ready` 200) after spawning.
 pub const PROXY_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -414,6 +417,45 @@ impl EdgeStack {
             token,
             docker,
         })
+    }
+
+    /// Creates a fake-runtime sandbox and waits (each step within `within`)
+    /// until it runs and the proxy routes `GET /probe` to its `port`, with
+    /// `headers` besides the routing header, answering 200 `body`. Returns
+    /// its id; panics with the stack's logs when a step times out.
+    pub async fn routed_fake_sandbox(
+        &self,
+        port: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+        within: Duration,
+    ) -> String {
+        let api = self.control.api();
+        let created = api
+            .create_sandbox(&create_body(1800, &BTreeMap::new()))
+            .await
+            .unwrap_or_else(|e| panic!("create: {e:#}\n{}", self.logs()));
+        let id = created.id.to_string();
+        let running = poll_until("the sandbox to run", within, || async {
+            let sandbox = api.sandbox(&id).await?;
+            Ok(sandbox
+                .filter(|s| s.status.state == SandboxState::Running)
+                .map(|_| ()))
+        })
+        .await;
+        running.unwrap_or_else(|e| panic!("{e:#}\n{}", self.logs()));
+        let http = Http::new();
+        let route = format!("{id}-{port}");
+        let mut all = vec![("OpenSandbox-Ingress-To", route.as_str())];
+        all.extend_from_slice(headers);
+        let url = format!("{}/probe", self.proxy.base_url());
+        let routed = poll_until("the proxy to route to the sandbox", within, || async {
+            let reply = http.get(&url, &all).await?;
+            Ok((reply.status == 200 && reply.text() == body).then_some(()))
+        })
+        .await;
+        routed.unwrap_or_else(|e| panic!("{e:#}\n{}", self.logs()));
+        id
     }
 
     /// Another proxy subscribed to the same control plane (its own port).

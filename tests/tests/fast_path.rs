@@ -18,20 +18,18 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use sandgate_shared::api::SandboxState;
 use sandgate_tests::http::full;
 use sandgate_tests::raw::{
     End, Message, RawConn, RawRequest, RawResponse, ScriptedUpstream, chunk, decode_chunked,
     tcp_rx_queue,
 };
 use sandgate_tests::upstream::{self, Upstream};
-use sandgate_tests::{EdgeStack, Http, RuntimeKind, StackOptions, create_body, poll_until, prom};
+use sandgate_tests::{EdgeStack, RuntimeKind, StackOptions, poll_until, prom};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -75,33 +73,10 @@ impl Fixture {
         })
         .await
         .unwrap();
-        let api = stack.control.api();
-        let id = api
-            .create_sandbox(&create_body(1800, &BTreeMap::new()))
-            .await
-            .unwrap()
-            .id
-            .to_string();
-        let running = poll_until("the sandbox to run", SETUP, || async {
-            let sandbox = api.sandbox(&id).await?;
-            Ok(sandbox
-                .filter(|s| s.status.state == SandboxState::Running)
-                .map(|_| ()))
-        })
-        .await;
-        running.unwrap_or_else(|e| panic!("{e:#}\n{}", stack.logs()));
         // The route works end to end (and the proxy knows the sandbox runs).
-        let http = Http::new();
-        let route = format!("{id}-{}", hello.port());
-        let mut headers = vec![("OpenSandbox-Ingress-To", route.as_str())];
-        headers.extend_from_slice(probe);
-        let url = format!("{}/probe", stack.proxy.base_url());
-        let routed = poll_until("the proxy to route to the sandbox", SETUP, || async {
-            let reply = http.get(&url, &headers).await?;
-            Ok((reply.status == 200 && reply.text() == "hello /probe").then_some(()))
-        })
-        .await;
-        routed.unwrap_or_else(|e| panic!("{e:#}\n{}", stack.logs()));
+        let id = stack
+            .routed_fake_sandbox(hello.port(), probe, "hello /probe", SETUP)
+            .await;
         Self {
             stack,
             id,

@@ -22,7 +22,6 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,13 +35,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sandgate_shared::api::SandboxState;
 use sandgate_tests::edge::proxy_binary;
 use sandgate_tests::http::full;
 use sandgate_tests::process::free_port;
 use sandgate_tests::upstream::{self, Upstream};
-use sandgate_tests::{EdgeStack, Http, ProxyOptions, ProxyProcess, RuntimeKind, StackOptions};
-use sandgate_tests::{create_body, poll_until};
+use sandgate_tests::{EdgeStack, ProxyOptions, ProxyProcess, RuntimeKind, StackOptions};
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
@@ -355,35 +352,11 @@ impl Fixture {
         })
         .await
         .unwrap();
-        let api = stack.control.api();
-        let id = api
-            .create_sandbox(&create_body(1800, &BTreeMap::new()))
-            .await
-            .unwrap()
-            .id
-            .to_string();
-        let running = poll_until("the sandbox to run", SETUP, || async {
-            let sandbox = api.sandbox(&id).await?;
-            Ok(sandbox
-                .filter(|s| s.status.state == SandboxState::Running)
-                .map(|_| ()))
-        })
-        .await;
-        running.unwrap_or_else(|e| panic!("{e:#}\n{}", stack.logs()));
         // The route works over plain HTTP first: the proxy has it.
-        let http = Http::new();
-        let route = format!("{id}-{}", up.port());
-        let headers = [
-            ("OpenSandbox-Ingress-To", route.as_str()),
-            ("OpenSandbox-Edge-Key", EDGE_KEY),
-        ];
-        let url = format!("{}/probe", stack.proxy.base_url());
-        let routed = poll_until("the proxy to route to the sandbox", SETUP, || async {
-            let reply = http.get(&url, &headers).await?;
-            Ok((reply.status == 200 && reply.text() == "hello /probe").then_some(()))
-        })
-        .await;
-        routed.unwrap_or_else(|e| panic!("{e:#}\n{}", stack.logs()));
+        let probe = [("OpenSandbox-Edge-Key", EDGE_KEY)];
+        let id = stack
+            .routed_fake_sandbox(up.port(), &probe, "hello /probe", SETUP)
+            .await;
         Self {
             stack,
             cert,
