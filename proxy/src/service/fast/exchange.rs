@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Buf;
 use pingora::protocols::Stream;
@@ -15,6 +16,7 @@ use super::chunked::ChunkedScanner;
 use super::head::{self, Framing, Parse, ResponseFacts};
 use super::timer::Deadline;
 use super::{Conn, Prepared, Progress, READ_SIZE, Step, pool, write};
+use crate::config::TimeoutConfig;
 use crate::error::{Reject, TOTAL_TIMEOUT};
 use crate::service::{POOL_IDLE, RequestCtx, is_routine};
 
@@ -23,6 +25,85 @@ use crate::service::{POOL_IDLE, RequestCtx, is_routine};
 enum Side {
     Client,
     Upstream,
+}
+
+/// A read or a write, for the errors it can end in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    Write,
+}
+
+impl Op {
+    fn error(self) -> ErrorType {
+        match self {
+            Self::Read => ErrorType::ReadError,
+            Self::Write => ErrorType::WriteError,
+        }
+    }
+
+    fn timeout(self) -> ErrorType {
+        match self {
+            Self::Read => ErrorType::ReadTimedout,
+            Self::Write => ErrorType::WriteTimedout,
+        }
+    }
+}
+
+/// One request's time limits: `timeouts.idle` for each read or write,
+/// `timeouts.total` for the whole request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    idle: Option<Duration>,
+    total: Instant,
+}
+
+impl Limits {
+    /// The limits of a request that arrived at `start`.
+    pub(super) fn new(timeouts: &TimeoutConfig, start: Instant) -> Self {
+        Self {
+            idle: timeouts.idle,
+            total: timeouts
+                .total
+                .map_or_else(|| Deadline::far(start), |total| start + total),
+        }
+    }
+
+    /// The deadline of the next read or write (idle from now, capped by
+    /// the total).
+    fn next(&self) -> Instant {
+        let now = Instant::now();
+        let idle = self
+            .idle
+            .map_or_else(|| Deadline::far(now), |idle| now + idle);
+        idle.min(self.total)
+    }
+
+    /// The error for a deadline that passed: the total limit's, else `idle`.
+    fn timeout(&self, side: Side, idle: ErrorType) -> Box<Error> {
+        let error = if Instant::now() >= self.total {
+            Error::explain(TOTAL_TIMEOUT, "the request exceeded timeouts.total_seconds")
+        } else {
+            Error::new(idle)
+        };
+        on(side, error)
+    }
+}
+
+/// Runs one read or write of `side` under `limits`; a failure or a passed
+/// deadline becomes the matching proxy error.
+async fn timed<T>(
+    timer: &mut Deadline,
+    limits: &Limits,
+    side: Side,
+    op: Op,
+    io: impl Future<Output = io::Result<T>>,
+) -> Result<T, Box<Error>> {
+    match timer.run(limits.next(), io).await {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(io_error(side, op.error(), e)),
+        None => Err(limits.timeout(side, op.timeout())),
+    }
 }
 
 /// The response head as forwarded.
@@ -59,7 +140,7 @@ impl Conn<'_> {
         &mut self,
         stream: &mut Stream,
         p: &Prepared,
-        start: Instant,
+        limits: &Limits,
         progress: &mut Progress,
     ) -> Result<bool, Box<Error>> {
         progress.received = usize::try_from(p.body_len - p.body_left).unwrap_or(usize::MAX);
@@ -67,9 +148,9 @@ impl Conn<'_> {
         let (mut upstream, answer) = loop {
             let (mut upstream, reused) = match pool::take(p.addr, self.pool_idle()) {
                 Some(upstream) => (upstream, true),
-                None => (self.connect(p.addr, start).await?, false),
+                None => (self.connect(p.addr, limits).await?, false),
             };
-            match self.send(stream, &mut upstream, p, start, progress).await {
+            match self.send(stream, &mut upstream, p, limits, progress).await {
                 Ok(answer) => break (upstream, answer),
                 Err(failed) if failed.stale && reused && !retried && p.body_left == 0 => {
                     retried = true;
@@ -78,7 +159,7 @@ impl Conn<'_> {
             }
         };
         let clean = self
-            .forward_body(stream, &mut upstream, &answer, start, progress)
+            .forward_body(stream, &mut upstream, &answer, limits, progress)
             .await;
         match clean {
             Ok(true) if answer.facts.reusable => pool::put(p.addr, upstream, self.pool_idle()),
@@ -95,31 +176,21 @@ impl Conn<'_> {
         stream: &mut Stream,
         upstream: &mut TcpStream,
         p: &Prepared,
-        start: Instant,
+        limits: &Limits,
         progress: &mut Progress,
     ) -> Result<Answer, Failed> {
-        let deadline = self.io_deadline(start);
-        match self
-            .timer
-            .run(deadline, upstream.write_all(&self.req_out))
+        let head = upstream.write_all(&self.req_out);
+        timed(&mut self.timer, limits, Side::Upstream, Op::Write, head)
             .await
-        {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(Failed {
-                    error: io_error(Side::Upstream, ErrorType::WriteError, e),
-                    stale: true,
-                });
-            }
-            None => {
-                return Err(self
-                    .timeout(start, Side::Upstream, ErrorType::WriteTimedout)
-                    .into());
-            }
-        }
-        self.send_body(stream, upstream, p.body_left, start, progress)
+            .map_err(|error| Failed {
+                // A write that failed (not one that timed out) never reached
+                // a sandbox that would act on it.
+                stale: *error.etype() == ErrorType::WriteError,
+                error,
+            })?;
+        self.send_body(stream, upstream, p.body_left, limits, progress)
             .await?;
-        self.read_head(stream, upstream, p, start).await
+        self.read_head(stream, upstream, p, limits).await
     }
 
     /// Streams the rest of a request body from the client to the upstream.
@@ -128,43 +199,24 @@ impl Conn<'_> {
         stream: &mut Stream,
         upstream: &mut TcpStream,
         mut left: u64,
-        start: Instant,
+        limits: &Limits,
         progress: &mut Progress,
     ) -> Result<(), Box<Error>> {
         while left > 0 {
             if self.buf.is_empty() {
                 self.buf.reserve(READ_SIZE);
-                let deadline = self.io_deadline(start);
-                match self
-                    .timer
-                    .run(deadline, stream.read_buf(&mut self.buf))
-                    .await
-                {
-                    Some(Ok(0)) => {
-                        return Err(Error::explain(
-                            ErrorType::ConnectionClosed,
-                            "the client closed before sending its whole body",
-                        )
-                        .into_down());
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(io_error(Side::Client, ErrorType::ReadError, e)),
-                    None => return Err(self.timeout(start, Side::Client, ErrorType::ReadTimedout)),
+                let read = stream.read_buf(&mut self.buf);
+                if timed(&mut self.timer, limits, Side::Client, Op::Read, read).await? == 0 {
+                    return Err(Error::explain(
+                        ErrorType::ConnectionClosed,
+                        "the client closed before sending its whole body",
+                    )
+                    .into_down());
                 }
             }
             let n = usize::try_from(left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
-            let deadline = self.io_deadline(start);
-            match self
-                .timer
-                .run(deadline, upstream.write_all(&self.buf[..n]))
-                .await
-            {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(io_error(Side::Upstream, ErrorType::WriteError, e)),
-                None => {
-                    return Err(self.timeout(start, Side::Upstream, ErrorType::WriteTimedout));
-                }
-            }
+            let write = upstream.write_all(&self.buf[..n]);
+            timed(&mut self.timer, limits, Side::Upstream, Op::Write, write).await?;
             self.buf.advance(n);
             left -= n as u64;
             progress.received += n;
@@ -180,7 +232,7 @@ impl Conn<'_> {
         stream: &mut Stream,
         upstream: &mut TcpStream,
         p: &Prepared,
-        start: Instant,
+        limits: &Limits,
     ) -> Result<Answer, Failed> {
         self.up_buf.clear();
         let mut informational = false;
@@ -193,7 +245,7 @@ impl Conn<'_> {
                     }
                     write::informational(&mut self.res_out, &head);
                     let len = head.len;
-                    self.write_client(stream, start).await?;
+                    self.write_client(stream, limits).await?;
                     self.up_buf.advance(len);
                     informational = true;
                     continue;
@@ -226,13 +278,9 @@ impl Conn<'_> {
             // unless it may have been acted on: only idempotent methods are.
             let nothing_yet = self.up_buf.is_empty() && !informational && p.method.is_idempotent();
             self.up_buf.reserve(READ_SIZE);
-            let deadline = self.io_deadline(start);
-            match self
-                .timer
-                .run(deadline, upstream.read_buf(&mut self.up_buf))
-                .await
-            {
-                Some(Ok(0)) => {
+            let read = upstream.read_buf(&mut self.up_buf);
+            match timed(&mut self.timer, limits, Side::Upstream, Op::Read, read).await {
+                Ok(0) => {
                     return Err(Failed {
                         error: Error::explain(
                             ErrorType::ConnectionClosed,
@@ -242,17 +290,12 @@ impl Conn<'_> {
                         stale: nothing_yet,
                     });
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
+                Ok(_) => {}
+                Err(error) => {
                     return Err(Failed {
-                        error: io_error(Side::Upstream, ErrorType::ReadError, e),
-                        stale: nothing_yet,
+                        stale: nothing_yet && *error.etype() == ErrorType::ReadError,
+                        error,
                     });
-                }
-                None => {
-                    return Err(self
-                        .timeout(start, Side::Upstream, ErrorType::ReadTimedout)
-                        .into());
                 }
             }
         }
@@ -266,7 +309,7 @@ impl Conn<'_> {
         stream: &mut Stream,
         upstream: &mut TcpStream,
         answer: &Answer,
-        start: Instant,
+        limits: &Limits,
         progress: &mut Progress,
     ) -> Result<bool, Box<Error>> {
         let framing = answer.facts.framing;
@@ -299,7 +342,7 @@ impl Conn<'_> {
             self.res_out.extend_from_slice(&self.up_buf[..take]);
             let extra = self.up_buf.len() > take;
             self.up_buf.clear();
-            self.write_client(stream, start).await?;
+            self.write_client(stream, limits).await?;
             if first {
                 progress.status = answer.status;
                 first = false;
@@ -309,23 +352,16 @@ impl Conn<'_> {
                 return Ok(!extra);
             }
             self.up_buf.reserve(READ_SIZE);
-            let deadline = self.io_deadline(start);
-            match self
-                .timer
-                .run(deadline, upstream.read_buf(&mut self.up_buf))
-                .await
-            {
-                Some(Ok(0)) if framing == Framing::UntilClose => return Ok(false),
-                Some(Ok(0)) => {
-                    return Err(Error::explain(
-                        ErrorType::ConnectionClosed,
-                        "the sandbox closed the connection in the middle of the body",
-                    )
-                    .into_up());
+            let read = upstream.read_buf(&mut self.up_buf);
+            if timed(&mut self.timer, limits, Side::Upstream, Op::Read, read).await? == 0 {
+                if framing == Framing::UntilClose {
+                    return Ok(false);
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(io_error(Side::Upstream, ErrorType::ReadError, e)),
-                None => return Err(self.timeout(start, Side::Upstream, ErrorType::ReadTimedout)),
+                return Err(Error::explain(
+                    ErrorType::ConnectionClosed,
+                    "the sandbox closed the connection in the middle of the body",
+                )
+                .into_up());
             }
         }
     }
@@ -334,23 +370,21 @@ impl Conn<'_> {
     async fn write_client(
         &mut self,
         stream: &mut Stream,
-        start: Instant,
+        limits: &Limits,
     ) -> Result<(), Box<Error>> {
-        let deadline = self.io_deadline(start);
         let write = async {
             stream.write_all(&self.res_out).await?;
             stream.flush().await
         };
-        match self.timer.run(deadline, write).await {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(io_error(Side::Client, ErrorType::WriteError, e)),
-            None => Err(self.timeout(start, Side::Client, ErrorType::WriteTimedout)),
-        }
+        timed(&mut self.timer, limits, Side::Client, Op::Write, write).await
     }
 
-    async fn connect(&mut self, addr: SocketAddr, start: Instant) -> Result<TcpStream, Box<Error>> {
-        let timeouts = &self.edge().timeouts;
-        let deadline = (Instant::now() + timeouts.connect).min(self.total_deadline(start));
+    async fn connect(
+        &mut self,
+        addr: SocketAddr,
+        limits: &Limits,
+    ) -> Result<TcpStream, Box<Error>> {
+        let deadline = (Instant::now() + self.edge().timeouts.connect).min(limits.total);
         match self.timer.run(deadline, TcpStream::connect(addr)).await {
             Some(Ok(upstream)) => {
                 // Heads and bodies are written whole; do not delay them.
@@ -358,7 +392,7 @@ impl Conn<'_> {
                 Ok(upstream)
             }
             Some(Err(e)) => Err(connect_error(e)),
-            None => Err(self.timeout(start, Side::Upstream, ErrorType::ConnectTimedout)),
+            None => Err(limits.timeout(Side::Upstream, ErrorType::ConnectTimedout)),
         }
     }
 
@@ -390,44 +424,15 @@ impl Conn<'_> {
         ctx.reject = Some(reject.code);
         let head_only = p.method == http::Method::HEAD;
         let body = write::reject(&mut self.res_out, &reject, p.format, head_only);
-        let start = ctx.start;
-        if self.write_client(stream, start).await.is_ok() {
+        let limits = Limits::new(&self.edge().timeouts, ctx.start);
+        if self.write_client(stream, &limits).await.is_ok() {
             progress.status = reject.status;
             progress.sent = body;
         }
         Step::Close
     }
 
-    /// The deadline of the next read or write: the idle timeout from now,
-    /// capped by the request's total limit.
-    fn io_deadline(&self, start: Instant) -> Instant {
-        let now = Instant::now();
-        let idle = self
-            .edge()
-            .timeouts
-            .idle
-            .map_or_else(|| Deadline::far(now), |idle| now + idle);
-        idle.min(self.total_deadline(start))
-    }
-
-    fn total_deadline(&self, start: Instant) -> Instant {
-        match self.edge().timeouts.total {
-            Some(total) => start + total,
-            None => Deadline::far(start),
-        }
-    }
-
-    /// The error for a deadline that passed: the total limit's, else `idle`.
-    fn timeout(&self, start: Instant, side: Side, idle: ErrorType) -> Box<Error> {
-        let error = if Instant::now() >= self.total_deadline(start) {
-            Error::explain(TOTAL_TIMEOUT, "the request exceeded timeouts.total_seconds")
-        } else {
-            Error::new(idle)
-        };
-        on(side, error)
-    }
-
-    fn pool_idle(&self) -> std::time::Duration {
+    fn pool_idle(&self) -> Duration {
         self.edge()
             .timeouts
             .idle

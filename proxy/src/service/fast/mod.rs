@@ -237,7 +237,10 @@ impl<'a> Conn<'a> {
             }
         };
         let mut progress = Progress::default();
-        let result = self.exchange(stream, &prepared, start, &mut progress).await;
+        let limits = exchange::Limits::new(&self.edge().timeouts, start);
+        let result = self
+            .exchange(stream, &prepared, &limits, &mut progress)
+            .await;
         let error = result.as_ref().err();
         let step = match &result {
             Ok(keep) if *keep && !*self.shutdown.borrow() => Step::Continue,
