@@ -258,7 +258,7 @@ impl Conn<'_> {
                     let keep = !p.close
                         && facts.framing != Framing::UntilClose
                         && !*self.shutdown.borrow();
-                    write::client_response(&mut self.res_out, &head, !keep);
+                    write::client_response(&mut self.res_out, &head, &facts, !keep);
                     let (status, len) = (head.status, head.len);
                     self.up_buf.advance(len);
                     return Ok(Answer {

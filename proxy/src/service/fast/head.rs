@@ -225,6 +225,8 @@ pub(super) struct ResponseFacts {
     pub framing: Framing,
     /// Whether the upstream connection may carry another request.
     pub reusable: bool,
+    /// `Transfer-Encoding` is present, so any `Content-Length` is stale.
+    pub encoded: bool,
 }
 
 /// Parses a response head at the start of `buf`.
@@ -290,7 +292,11 @@ impl ResponseHead<'_, '_> {
             length.map_or(Framing::UntilClose, Framing::Length)
         };
         let reusable = !close && framing != Framing::UntilClose && !(encoded && length.is_some());
-        Some(ResponseFacts { framing, reusable })
+        Some(ResponseFacts {
+            framing,
+            reusable,
+            encoded,
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::head::{
-    RequestHead, ResponseHead, connection_options, is_listed, is_response_hop_header,
+    RequestHead, ResponseFacts, ResponseHead, connection_options, is_listed, is_response_hop_header,
 };
 use crate::error::Reject;
 use crate::service::POWERED_BY;
@@ -94,16 +94,17 @@ fn forwarded_for(out: &mut Vec<u8>, prior: Option<&[u8]>, ip: IpAddr) {
 /// With `Transfer-Encoding`, any `Content-Length` is dropped (RFC 9112
 /// §6.3: the encoding decides, and no one after this proxy may frame the
 /// body by the length).
-pub(super) fn client_response(out: &mut Vec<u8>, head: &ResponseHead<'_, '_>, close: bool) {
+pub(super) fn client_response(
+    out: &mut Vec<u8>,
+    head: &ResponseHead<'_, '_>,
+    facts: &ResponseFacts,
+    close: bool,
+) {
     out.clear();
     status_line(out, head.status, head.reason);
-    let encoded = head
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
     let options = connection_options(head.headers);
     for h in head.headers {
-        let stale_length = encoded && h.name.eq_ignore_ascii_case("content-length");
+        let stale_length = facts.encoded && h.name.eq_ignore_ascii_case("content-length");
         if !is_response_hop_header(h.name)
             && !stale_length
             && !is_listed(options.as_deref(), h.name)
@@ -262,7 +263,7 @@ mod tests {
             panic!("complete head expected");
         };
         let mut out = Vec::new();
-        client_response(&mut out, &head, true);
+        client_response(&mut out, &head, &head.facts(false).unwrap(), true);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\n\
@@ -279,7 +280,7 @@ mod tests {
             panic!("complete head expected");
         };
         let mut out = Vec::new();
-        client_response(&mut out, &head, false);
+        client_response(&mut out, &head, &head.facts(false).unwrap(), false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
