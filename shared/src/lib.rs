@@ -15,6 +15,7 @@
 pub mod api;
 pub mod base64;
 pub mod ids;
+pub mod problems;
 pub mod route_key;
 pub mod routes;
 pub mod signing;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::env::{EnvSource, vars};
 use super::model::{AuthConfig, ControlConfig, SecureAccessConfig, VerificationKey};
-use super::problems::Problems;
+use super::problems::{Problems, ProxyChecks};
 use super::raw::{RawAuth, RawControl, RawKey, RawSecureAccess};
 
 /// The default control-plane URL.
@@ -52,7 +52,7 @@ pub(crate) fn control(
             vars::ROUTES_TOKEN
         ));
     }
-    let max = p.in_range(
+    let max = p.in_range_or(
         "control.reconnect_max_seconds",
         raw.reconnect_max_seconds,
         1..=3600,

@@ -1,101 +1,64 @@
-//! Collecting configuration problems so that all of them are reported at once.
+//! The edge proxy's configuration checks on top of the shared problem
+//! collector ([`sandgate_shared::problems`]): values with defaults, and
+//! socket address lists.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
-/// One problem: the dotted key it concerns and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted key (`server.threads`, `secure_access.keys[1].key_id`) or variable name.
-    pub key: String,
-    /// What is wrong, as a sentence fragment.
-    pub message: String,
-}
+pub(crate) use sandgate_shared::problems::Problems;
+pub use sandgate_shared::problems::{ConfigErrors, Problem};
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-/// Every problem found in one configuration; displayed one per line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", lines(.problems))]
-pub struct ConfigErrors {
-    /// The problems in check order; never empty.
-    pub problems: Vec<Problem>,
-}
-
-fn lines(problems: &[Problem]) -> String {
-    let text: Vec<String> = problems.iter().map(Problem::to_string).collect();
-    text.join("\n")
-}
-
-/// Collects problems while validation carries on with defaults.
-#[derive(Debug, Default)]
-pub(crate) struct Problems(Vec<Problem>);
-
-impl Problems {
-    /// Records a problem with `key`.
-    pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
+/// The proxy's checks: each records a problem and falls back to a default.
+pub(crate) trait ProxyChecks {
     /// `value` (or `default` when absent) if it lies in `range`; otherwise a
     /// problem and `default`.
-    pub(crate) fn in_range(
+    fn in_range_or(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        range: RangeInclusive<i64>,
+        default: u64,
+    ) -> u64;
+
+    /// Maps `value` through `choices`; `default` when absent, and a problem
+    /// listing the choices (then `default`) when it matches none.
+    fn choice_or<T: Copy>(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> T;
+
+    /// Parses `ip:port` socket addresses, reporting each bad or repeated one.
+    fn addresses(&mut self, key: &str, values: Vec<String>) -> Vec<SocketAddr>;
+}
+
+impl ProxyChecks for Problems {
+    fn in_range_or(
         &mut self,
         key: &str,
         value: Option<i64>,
         range: RangeInclusive<i64>,
         default: u64,
     ) -> u64 {
-        let Some(v) = value else {
-            return default;
-        };
-        match u64::try_from(v) {
-            Ok(ok) if range.contains(&v) => ok,
-            _ => {
-                let (lo, hi) = (range.start(), range.end());
-                self.push(key, format!("{v} is out of range {lo}..={hi}"));
-                default
-            }
-        }
+        // (Every range here starts at 0 or above, so the value converts.)
+        self.in_range(key, value, range)
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(default)
     }
 
-    /// Maps `value` through `choices`; `default` when absent, and a problem
-    /// listing the choices (then `default`) when it matches none.
-    pub(crate) fn choice<T: Copy>(
+    fn choice_or<T: Copy>(
         &mut self,
         key: &str,
         value: Option<&str>,
         choices: &[(&str, T)],
         default: T,
     ) -> T {
-        let Some(text) = value else {
-            return default;
-        };
-        if let Some((_, found)) = choices.iter().find(|(name, _)| *name == text) {
-            return *found;
-        }
-        let names: Vec<String> = choices
-            .iter()
-            .map(|(name, _)| format!("{name:?}"))
-            .collect();
-        let expected = names.join(", ");
-        self.push(
-            key,
-            format!("{text:?} is not supported; expected one of {expected}"),
-        );
-        default
+        self.choice(key, value, choices, default).unwrap_or(default)
     }
 
-    /// Parses `ip:port` socket addresses, reporting each bad or repeated one.
-    pub(crate) fn addresses(&mut self, key: &str, values: Vec<String>) -> Vec<SocketAddr> {
+    fn addresses(&mut self, key: &str, values: Vec<String>) -> Vec<SocketAddr> {
         if values.is_empty() {
             self.push(key, "must name at least one ip:port address");
         }
@@ -118,14 +81,5 @@ impl Problems {
             }
         }
         out
-    }
-
-    /// `Ok(value)` when nothing was recorded, otherwise every problem.
-    pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigErrors { problems: self.0 })
-        }
     }
 }

@@ -15,7 +15,7 @@ use super::model::{
     AdminConfig, Config, HostPolicy, LogConfig, RouteMode, RoutingConfig, ServerConfig,
     TimeoutConfig, TlsConfig,
 };
-use super::problems::{ConfigErrors, Problems};
+use super::problems::{ConfigErrors, Problems, ProxyChecks};
 use super::raw::{RawAdmin, RawConfig, RawLog, RawRouting, RawServer, RawTimeouts, RawTls};
 
 /// The default plain-HTTP listener (OpenSandbox's ingress port, loopback only).
@@ -67,8 +67,8 @@ fn server(raw: RawServer, p: &mut Problems) -> ServerConfig {
         Some(list) => p.addresses("server.listen", list.into_vec()),
         None => vec![DEFAULT_LISTEN],
     };
-    let threads = p.in_range("server.threads", raw.threads, 1..=1024, 2);
-    let grace = p.in_range(
+    let threads = p.in_range_or("server.threads", raw.threads, 1..=1024, 2);
+    let grace = p.in_range_or(
         "server.grace_period_seconds",
         raw.grace_period_seconds,
         0..=3600,
@@ -209,13 +209,13 @@ fn routing(raw: RawRouting, p: &mut Problems, warnings: &mut Vec<String>) -> Rou
                 .to_owned(),
         );
     }
-    let wait = p.in_range(
+    let wait = p.in_range_or(
         "routing.pending_wait_seconds",
         raw.pending_wait_seconds,
         0..=3600,
         30,
     );
-    let unknown_wait = p.in_range(
+    let unknown_wait = p.in_range_or(
         "routing.unknown_wait_ms",
         raw.unknown_wait_ms,
         0..=60_000,
@@ -230,7 +230,7 @@ fn routing(raw: RawRouting, p: &mut Problems, warnings: &mut Vec<String>) -> Rou
         wildcard_domains,
         pending_wait: seconds(wait),
         unknown_wait: Duration::from_millis(unknown_wait),
-        host_policy: p.choice(
+        host_policy: p.choice_or(
             "routing.host_policy",
             raw.host_policy.as_deref(),
             &policies,
@@ -247,7 +247,7 @@ fn modes(names: &[String], p: &mut Problems) -> Vec<RouteMode> {
     let mut out = Vec::with_capacity(names.len());
     for (index, name) in names.iter().enumerate() {
         let key = format!("routing.modes[{index}]");
-        match p.choice(&key, Some(name), &choices, None) {
+        match p.choice_or(&key, Some(name), &choices, None) {
             Some(mode) if out.contains(&mode) => p.push(key, format!("{name:?} is listed twice")),
             Some(mode) => out.push(mode),
             None => {}
@@ -301,9 +301,9 @@ fn check_domain(domain: &str) -> Result<(), &'static str> {
 }
 
 fn timeouts(raw: &RawTimeouts, p: &mut Problems) -> TimeoutConfig {
-    let connect = p.in_range("timeouts.connect_ms", raw.connect_ms, 1..=600_000, 5000);
-    let idle = p.in_range("timeouts.idle_seconds", raw.idle_seconds, 0..=86_400, 300);
-    let total = p.in_range("timeouts.total_seconds", raw.total_seconds, 0..=604_800, 0);
+    let connect = p.in_range_or("timeouts.connect_ms", raw.connect_ms, 1..=600_000, 5000);
+    let idle = p.in_range_or("timeouts.idle_seconds", raw.idle_seconds, 0..=86_400, 300);
+    let total = p.in_range_or("timeouts.total_seconds", raw.total_seconds, 0..=604_800, 0);
     TimeoutConfig {
         connect: Duration::from_millis(connect),
         idle: optional_seconds(idle),
@@ -316,7 +316,7 @@ fn log(raw: RawLog, p: &mut Problems) -> LogConfig {
     let lower = raw.level.map(|level| level.trim().to_ascii_lowercase());
     LogConfig {
         level: p
-            .choice("log.level", lower.as_deref(), &levels, "info")
+            .choice_or("log.level", lower.as_deref(), &levels, "info")
             .to_owned(),
         access_log: raw.access_log.unwrap_or(true),
     }
