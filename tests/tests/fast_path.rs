@@ -3,7 +3,8 @@
 //! scripted raw-TCP upstream — response framing (chunked with extensions
 //! and trailers, close-delimited, HEAD, 204/304, 1xx), pipelining, stale
 //! pooled connections and retries, broken, silent and slow upstreams
-//! (idle and total timeouts), request bodies, header hygiene, routing
+//! (idle and total timeouts; a request timed from its first byte, not the
+//! keep-alive wait before it), request bodies, header hygiene, routing
 //! modes, `Connection: close`, closed ports, framing the proxy must not
 //! pass on (Transfer-Encoding with Content-Length, bare-LF chunk lines,
 //! bytes beyond a response), and metrics and the access log.
@@ -1104,6 +1105,49 @@ async fn a_request_over_the_total_time_limit_gets_a_504_even_while_bytes_trickle
             "answered after {waited:?}; total_seconds is 1"
         );
         assert_eq!(client.expect_end("after the 504").await.unwrap(), End::Eof);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_after_a_long_keep_alive_wait_is_timed_from_its_first_byte() {
+    bounded(async {
+        let f = Fixture::start("[timeouts]\ntotal_seconds = 1\n", &[]).await;
+        let server = upstream::serve(|_: Request<Incoming>| async { Response::new(full("fresh")) })
+            .await
+            .unwrap();
+        let port = server.port();
+        let mut client = f.client().await;
+        client.send(f.get("/first", port)).await.unwrap();
+        let res = client.read_response(false, "first").await.unwrap();
+        assert_ok(&res, 200, "fresh", "the first request");
+
+        // The connection then idles for longer than total_seconds: that
+        // wait is not part of the next request.
+        client
+            .expect_silence(Duration::from_millis(1300), "the keep-alive wait")
+            .await
+            .unwrap();
+        client.send(f.get("/second", port)).await.unwrap();
+        let res = client.read_response(false, "second").await.unwrap();
+        assert_ok(&res, 200, "fresh", "a request after 1.3 s of keep-alive");
+
+        // Both durations are the requests' own (milliseconds here), not
+        // the keep-alive wait.
+        let series = |name: &str| format!("{name}{{sandbox=\"{}\",port=\"{port}\"}}", f.id);
+        let (count, sum) = (
+            series("sandgate_proxy_request_duration_seconds_count"),
+            series("sandgate_proxy_request_duration_seconds_sum"),
+        );
+        let admin = f.stack.proxy.admin();
+        let text = poll_until("both requests to be counted", SETUP, || async {
+            let text = admin.get_text("/metrics").await?.1;
+            Ok((prom::sample(&text, &count) == Some(2.0)).then_some(text))
+        })
+        .await
+        .unwrap();
+        let total = prom::sample(&text, &sum).unwrap();
+        assert!(total < 0.5, "the two requests took {total} s in all");
     })
     .await;
 }

@@ -212,30 +212,40 @@ impl<'a> Conn<'a> {
     }
 
     /// Reads the next request head and forwards the request, or says why not.
+    ///
+    /// The request's clock (its duration in the log and metrics, and
+    /// `timeouts.total_seconds`) starts with its first byte, not with the
+    /// keep-alive wait before it.
     async fn next(&mut self, stream: &mut Stream) -> Step {
-        let start = Instant::now();
-        let mut ctx = RequestCtx::starting(start);
-        let prepared = loop {
-            let mut storage = head::storage();
-            match head::parse_request(&self.buf, &mut storage) {
-                Parse::Complete(head) => {
-                    let out = &mut self.req_out;
-                    match prepare(self.app, &self.client, out, &self.buf, &head, &mut ctx) {
-                        Some(prepared) => {
-                            self.buf.advance(prepared.consumed);
-                            break prepared;
+        let mut start = (!self.buf.is_empty()).then(Instant::now);
+        let (prepared, mut ctx) = loop {
+            if let Some(start) = start {
+                let mut storage = head::storage();
+                match head::parse_request(&self.buf, &mut storage) {
+                    Parse::Complete(head) => {
+                        let mut ctx = RequestCtx::starting(start);
+                        let out = &mut self.req_out;
+                        match prepare(self.app, &self.client, out, &self.buf, &head, &mut ctx) {
+                            Some(prepared) => {
+                                self.buf.advance(prepared.consumed);
+                                break (prepared, ctx);
+                            }
+                            None => return Step::Handover(head.extent(&self.buf)),
                         }
-                        None => return Step::Handover(head.extent(&self.buf)),
                     }
+                    Parse::Invalid => return Step::Handover(None),
+                    Parse::Partial if self.buf.len() > head::MAX_HEAD => {
+                        return Step::Handover(None);
+                    }
+                    Parse::Partial => {}
                 }
-                Parse::Invalid => return Step::Handover(None),
-                Parse::Partial if self.buf.len() > head::MAX_HEAD => return Step::Handover(None),
-                Parse::Partial => {}
             }
             if let Some(step) = self.read_more(stream).await {
                 return step;
             }
+            start.get_or_insert_with(Instant::now);
         };
+        let start = ctx.start;
         let mut progress = Progress::default();
         let limits = exchange::Limits::new(&self.edge().timeouts, start);
         let result = self
