@@ -154,7 +154,7 @@ pub fn build_server(config: &Config) -> Result<Server, BuildError> {
     let metrics = Arc::new(Metrics::new());
 
     let edge = EdgeProxy::new(config, Arc::clone(&store), Arc::clone(&metrics));
-    let app = EdgeApp::new(&server.configuration, edge);
+    let app = EdgeApp::new(&server.configuration, edge, config.server.h2c);
     let mut proxy = Service::new("sandgate proxy".to_owned(), app);
     proxy.threads = Some(config.server.threads);
     for addr in &config.server.listen {

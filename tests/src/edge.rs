@@ -75,6 +75,8 @@ pub struct ProxyOptions {
     /// `[secure_access]`, `[timeouts]`; not `[server]`, `[admin]`,
     /// `[control]` or `[log]`, which are generated).
     pub extra_toml: String,
+    /// Extra keys of the generated `[server]` table (e.g. `h2c = false`).
+    pub server_toml: String,
 }
 
 /// A running (or killed) `sandgate-proxy`; killed on drop.
@@ -176,7 +178,7 @@ impl ProxyProcess {
             None => String::new(),
         };
         let text = format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period_seconds = 0\n\n\
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period_seconds = 0\n{server}\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
              [control]\nurl = {url}\n{token}reconnect_max_seconds = 1\n\n\
              [log]\nlevel = \"info\"\n\n{extra}\n",
@@ -184,6 +186,7 @@ impl ProxyProcess {
             admin = self.admin_port,
             url = toml_string(&options.control_url)?,
             extra = options.extra_toml,
+            server = options.server_toml,
         );
         std::fs::write(self.config_path(), text).context("writing the proxy config")
     }
@@ -364,6 +367,8 @@ pub struct StackOptions {
     pub control_extra: String,
     /// Extra proxy TOML (e.g. `[auth]`, `[routing]`, `[secure_access]`).
     pub proxy_extra: String,
+    /// Extra keys of the proxy's `[server]` table (e.g. `h2c = false`).
+    pub proxy_server: String,
 }
 
 /// A control plane and one edge proxy wired together as `scripts/stack.sh`
@@ -409,6 +414,7 @@ impl EdgeStack {
             token: Some(token.clone()),
             port: Some(proxy_port),
             extra_toml: options.proxy_extra.clone(),
+            server_toml: options.proxy_server.clone(),
         })
         .await?;
         Ok(Self {
@@ -465,6 +471,7 @@ impl EdgeStack {
             token: Some(self.token.clone()),
             port: None,
             extra_toml: extra_toml.to_owned(),
+            ..ProxyOptions::default()
         })
         .await
     }

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub threads: usize,
     /// How long open requests may finish after SIGTERM.
     pub grace_period: Duration,
+    /// Whether a plain connection that opens with the HTTP/2 preface is
+    /// served as HTTP/2 (h2c, prior knowledge).
+    pub h2c: bool,
 }
 
 /// `[tls]` when enabled.

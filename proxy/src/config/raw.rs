@@ -71,6 +71,8 @@ pub struct RawServer {
     pub threads: Option<i64>,
     /// Seconds to keep serving open requests after SIGTERM, 0..=3600 (default 10).
     pub grace_period_seconds: Option<i64>,
+    /// HTTP/2 with prior knowledge (h2c) on the plain listeners (default true).
+    pub h2c: Option<bool>,
 }
 
 /// `[tls]`.

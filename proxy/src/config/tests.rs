@@ -49,11 +49,19 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 #[test]
+fn h2c_can_be_turned_off_and_must_be_a_boolean() {
+    assert!(!load("[server]\nh2c = false\n").unwrap().server.h2c);
+    let typed = load("[server]\nh2c = \"on\"\n").unwrap_err().to_string();
+    assert!(typed.contains("h2c"), "{typed}");
+}
+
+#[test]
 fn empty_file_gives_the_documented_defaults() {
     let config = load("").unwrap();
     assert_eq!(config.server.listen, [addr("127.0.0.1:28888")]);
     assert_eq!(config.server.threads, 2);
     assert_eq!(config.server.grace_period, Duration::from_secs(10));
+    assert!(config.server.h2c, "h2c is served by default");
     assert_eq!(config.tls, None);
     assert_eq!(config.admin.listen, addr("127.0.0.1:28889"));
     assert_eq!(config.routing.modes, RouteMode::ALL);

@@ -78,6 +78,7 @@ fn server(raw: RawServer, p: &mut Problems) -> ServerConfig {
         listen,
         threads: usize::try_from(threads).unwrap_or(2),
         grace_period: seconds(grace),
+        h2c: raw.h2c.unwrap_or(true),
     }
 }
 

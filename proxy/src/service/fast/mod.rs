@@ -14,8 +14,8 @@
 //! lazily re-armed timer per connection.
 //!
 //! What takes pingora's path (the request is handed over, unread bytes
-//! and all, through pingora's pipelined-prefix hook): HTTP/2 (ALPN),
-//! HTTP/1.0, upgrades (WebSocket), `Expect`, chunked or large
+//! and all, through pingora's pipelined-prefix hook): HTTP/2 (ALPN on TLS,
+//! or h2c on a plain connection that opens with the preface), HTTP/1.0, upgrades (WebSocket), `Expect`, chunked or large
 //! (> 64 KiB) request bodies, heads the fast parser refuses, and every
 //! request the proxy answers itself before forwarding (no route, unknown or
 //! not running sandbox, failed credentials, DNS upstreams). Answers are
@@ -25,6 +25,7 @@
 
 mod chunked;
 mod exchange;
+mod h2c;
 mod head;
 mod pool;
 mod timer;
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{ALPN, Stream};
 use pingora::proxy::HttpProxy;
@@ -45,6 +46,7 @@ use pingora::server::configuration::ServerConf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use self::h2c::Opening;
 use self::head::{Parse, RequestHead};
 use self::timer::Deadline;
 use super::headers::Forwarding;
@@ -67,13 +69,26 @@ const READ_SIZE: usize = 16 * 1024;
 pub struct EdgeApp {
     edge: EdgeProxy,
     pipeline: Arc<HttpProxy<EdgeProxy>>,
+    /// Serve plain connections that open with the HTTP/2 preface as HTTP/2.
+    h2c: bool,
 }
 
 impl EdgeApp {
-    /// An application forwarding with `edge` (pingora's pipeline gets a copy).
-    pub fn new(conf: &Arc<ServerConf>, edge: EdgeProxy) -> Self {
-        let pipeline = Arc::new(pingora::proxy::http_proxy(conf, edge.clone()));
-        Self { edge, pipeline }
+    /// An application forwarding with `edge` (pingora's pipeline gets a
+    /// copy); `h2c` as `server.h2c`.
+    pub fn new(conf: &Arc<ServerConf>, edge: EdgeProxy, h2c: bool) -> Self {
+        let mut pipeline = pingora::proxy::http_proxy(conf, edge.clone());
+        if h2c {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            pipeline.server_options = Some(options);
+        }
+        let pipeline = Arc::new(pipeline);
+        Self {
+            edge,
+            pipeline,
+            h2c,
+        }
     }
 }
 
@@ -119,6 +134,18 @@ enum Step {
 /// Serves one client connection until it closes.
 async fn serve(app: &Arc<EdgeApp>, mut stream: Stream, shutdown: &ShutdownWatch) {
     let mut conn = Conn::new(app, &stream, shutdown.clone());
+    if app.h2c && !conn.client.tls {
+        match conn.opening(&mut stream).await {
+            None => return,
+            Some(Opening::H2c) => {
+                if let Some(stream) = h2c::unread(stream, &conn.buf) {
+                    let _ = ServerApp::process_new(&app.pipeline, stream, shutdown).await;
+                }
+                return;
+            }
+            Some(Opening::Http1) => {}
+        }
+    }
     loop {
         match conn.next(&mut stream).await {
             Step::Continue => {}
@@ -269,6 +296,19 @@ impl<'a> Conn<'a> {
         };
         self.edge().finish(&ctx, &outcome);
         step
+    }
+
+    /// Reads until the first bytes tell h2c from HTTP/1 (`None`: the
+    /// connection ended first). The bytes stay buffered for the HTTP/1 side.
+    async fn opening(&mut self, stream: &mut Stream) -> Option<Opening> {
+        loop {
+            if let Some(opening) = h2c::classify(&self.buf) {
+                return Some(opening);
+            }
+            if self.read_more(stream).await.is_some() {
+                return None;
+            }
+        }
     }
 
     /// Waits for more client bytes (keep-alive wait, shutdown-aware).
