@@ -20,6 +20,8 @@
 //! - [`process`]: [`ControlProcess`], the child process and its config.
 //! - [`client`]: [`Api`], a small keep-alive JSON client.
 //! - [`poll`]: [`poll_until`], condition polling with a deadline (no bare sleeps).
+//! - [`ports`]: free ports for the processes under test, below the
+//!   ephemeral range (no race with concurrent tests' outgoing connections).
 //! - [`prom`]: reading single values out of the Prometheus text format.
 //! - [`sandboxes`]: typed Lifecycle API calls ([`Listing`], [`engine_ids`]).
 //! - [`edge`]: [`ProxyProcess`] (the edge proxy binary), [`EdgeStack`]
@@ -35,6 +37,7 @@ pub mod client;
 pub mod edge;
 pub mod http;
 pub mod poll;
+pub mod ports;
 pub mod process;
 pub mod prom;
 pub mod raw;

@@ -101,11 +101,7 @@ pub fn control_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
+pub use crate::ports::free_port;
 
 /// A path as a TOML basic string (JSON string escapes are valid TOML).
 pub fn toml_path(path: &Path) -> anyhow::Result<String> {
