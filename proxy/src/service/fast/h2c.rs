@@ -35,9 +35,6 @@ pub(super) fn classify(first: &[u8]) -> Option<Opening> {
 /// HTTP/2 server reads the preface itself. `None` when `stream` is not a
 /// plain TCP stream, which a plain listener never gives.
 pub(super) fn unread(stream: Stream, read: &[u8]) -> Option<Stream> {
-    if !stream.as_any().is::<TcpStream>() {
-        return None;
-    }
     let mut tcp = stream.into_any().downcast::<TcpStream>().ok()?;
     tcp.rewind(read);
     Some(tcp)

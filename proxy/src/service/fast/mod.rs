@@ -15,10 +15,11 @@
 //!
 //! What takes pingora's path (the request is handed over, unread bytes
 //! and all, through pingora's pipelined-prefix hook): HTTP/2 (ALPN on TLS,
-//! or h2c on a plain connection that opens with the preface), HTTP/1.0, upgrades (WebSocket), `Expect`, chunked or large
-//! (> 64 KiB) request bodies, heads the fast parser refuses, and every
-//! request the proxy answers itself before forwarding (no route, unknown or
-//! not running sandbox, failed credentials, DNS upstreams). Answers are
+//! or h2c on a plain connection that opens with the preface), HTTP/1.0,
+//! upgrades (WebSocket), `Expect`, chunked or large (> 64 KiB) request
+//! bodies, heads the fast parser refuses, and every request the proxy
+//! answers itself before forwarding (no route, unknown or not running
+//! sandbox, failed credentials, DNS upstreams). Answers are
 //! then byte-for-byte the pipeline's. Failures after forwarding began
 //! (connect refused, timeouts, a broken upstream) are answered here with
 //! the same [`Reject`]s.
@@ -69,8 +70,6 @@ const READ_SIZE: usize = 16 * 1024;
 pub struct EdgeApp {
     edge: EdgeProxy,
     pipeline: Arc<HttpProxy<EdgeProxy>>,
-    /// Serve plain connections that open with the HTTP/2 preface as HTTP/2.
-    h2c: bool,
 }
 
 impl EdgeApp {
@@ -84,11 +83,13 @@ impl EdgeApp {
             pipeline.server_options = Some(options);
         }
         let pipeline = Arc::new(pipeline);
-        Self {
-            edge,
-            pipeline,
-            h2c,
-        }
+        Self { edge, pipeline }
+    }
+
+    /// Whether plain connections that open with the HTTP/2 preface are
+    /// served as HTTP/2 (set on the pipeline, which then accepts them).
+    fn h2c(&self) -> bool {
+        self.pipeline.server_options.as_ref().is_some_and(|o| o.h2c)
     }
 }
 
@@ -134,7 +135,7 @@ enum Step {
 /// Serves one client connection until it closes.
 async fn serve(app: &Arc<EdgeApp>, mut stream: Stream, shutdown: &ShutdownWatch) {
     let mut conn = Conn::new(app, &stream, shutdown.clone());
-    if app.h2c && !conn.client.tls {
+    if app.h2c() && !conn.client.tls {
         match conn.opening(&mut stream).await {
             None => return,
             Some(Opening::H2c) => {
@@ -244,35 +245,34 @@ impl<'a> Conn<'a> {
     /// `timeouts.total_seconds`) starts with its first byte, not with the
     /// keep-alive wait before it.
     async fn next(&mut self, stream: &mut Stream) -> Step {
-        let mut start = (!self.buf.is_empty()).then(Instant::now);
-        let (prepared, mut ctx) = loop {
-            if let Some(start) = start {
-                let mut storage = head::storage();
-                match head::parse_request(&self.buf, &mut storage) {
-                    Parse::Complete(head) => {
-                        let mut ctx = RequestCtx::starting(start);
-                        let out = &mut self.req_out;
-                        match prepare(self.app, &self.client, out, &self.buf, &head, &mut ctx) {
-                            Some(prepared) => {
-                                self.buf.advance(prepared.consumed);
-                                break (prepared, ctx);
-                            }
-                            None => return Step::Handover(head.extent(&self.buf)),
+        if self.buf.is_empty()
+            && let Some(step) = self.read_more(stream).await
+        {
+            return step;
+        }
+        let start = Instant::now();
+        let mut ctx = RequestCtx::starting(start);
+        let prepared = loop {
+            let mut storage = head::storage();
+            match head::parse_request(&self.buf, &mut storage) {
+                Parse::Complete(head) => {
+                    let out = &mut self.req_out;
+                    match prepare(self.app, &self.client, out, &self.buf, &head, &mut ctx) {
+                        Some(prepared) => {
+                            self.buf.advance(prepared.consumed);
+                            break prepared;
                         }
+                        None => return Step::Handover(head.extent(&self.buf)),
                     }
-                    Parse::Invalid => return Step::Handover(None),
-                    Parse::Partial if self.buf.len() > head::MAX_HEAD => {
-                        return Step::Handover(None);
-                    }
-                    Parse::Partial => {}
                 }
+                Parse::Invalid => return Step::Handover(None),
+                Parse::Partial if self.buf.len() > head::MAX_HEAD => return Step::Handover(None),
+                Parse::Partial => {}
             }
             if let Some(step) = self.read_more(stream).await {
                 return step;
             }
-            start.get_or_insert_with(Instant::now);
         };
-        let start = ctx.start;
         let mut progress = Progress::default();
         let limits = exchange::Limits::new(&self.edge().timeouts, start);
         let result = self
