@@ -47,6 +47,6 @@ pub mod upstream;
 pub use client::{Api, Response};
 pub use edge::{DockerInstance, EdgeStack, ProxyOptions, ProxyProcess, StackOptions};
 pub use http::{Http, Reply};
-pub use poll::poll_until;
+pub use poll::{bounded, poll_until};
 pub use process::{ControlOptions, ControlProcess, RuntimeKind, control_binary};
 pub use sandboxes::{Listing, create_body, engine_ids};

@@ -12,6 +12,21 @@ use tokio::time::Instant;
 /// Interval between two checks.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Runs a whole test, failing it when it takes longer than `budget`: a
+/// hung exchange ends the test with a message instead of stalling the run.
+///
+/// # Panics
+/// When `budget` passes before `test` finishes.
+pub async fn bounded(budget: Duration, test: impl Future<Output = ()>) {
+    let started = Instant::now();
+    if tokio::time::timeout(budget, test).await.is_err() {
+        panic!(
+            "the test did not finish within {budget:?} (started {:?} ago)",
+            started.elapsed()
+        );
+    }
+}
+
 /// Calls `check` until it returns `Ok(Some(value))` and returns the value.
 ///
 /// `Ok(None)` means "not yet"; an `Err` ends the wait at once. Fails with a

@@ -19,7 +19,6 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -30,7 +29,7 @@ use sandgate_tests::raw::{
     tcp_rx_queue,
 };
 use sandgate_tests::upstream::{self, Upstream};
-use sandgate_tests::{EdgeStack, RuntimeKind, StackOptions, poll_until, prom};
+use sandgate_tests::{EdgeStack, RuntimeKind, StackOptions, bounded, poll_until, prom};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -42,17 +41,6 @@ const SETUP: Duration = Duration::from_secs(8);
 const POWERED_BY: (&str, &str) = ("reverse-proxy-server-powerby", "OpenSandbox-ingress");
 /// The edge key of the header-hygiene test.
 const EDGE_KEY: &str = "edge-key-fast-path-0123456789";
-
-/// Runs `test` within [`TEST_BUDGET`].
-async fn bounded(test: impl Future<Output = ()>) {
-    let started = Instant::now();
-    if tokio::time::timeout(TEST_BUDGET, test).await.is_err() {
-        panic!(
-            "the test did not finish within {TEST_BUDGET:?} (started {:?} ago)",
-            started.elapsed()
-        );
-    }
-}
 
 /// A control plane and proxy on the fake runtime, with one running sandbox
 /// that the proxy routes to.
@@ -123,6 +111,22 @@ impl Fixture {
 
     fn get(&self, path: &str, port: u16) -> Vec<u8> {
         self.request("GET", path, port, &[], b"")
+    }
+
+    /// Sends `GET /1` through `client` to `up`, answered 200 `ok`, and
+    /// returns the upstream connection the proxy now keeps in its pool.
+    async fn pooled(&self, up: &mut ScriptedUpstream, client: &mut RawConn) -> RawConn {
+        client.send(self.get("/1", up.port())).await.unwrap();
+        let mut first = up.next_conn().await.unwrap();
+        answer(
+            &mut first,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            "request 1",
+        )
+        .await;
+        let res = client.read_response(false, "response 1").await.unwrap();
+        assert_ok(&res, 200, "ok", "response 1");
+        first
     }
 }
 
@@ -234,7 +238,7 @@ async fn answer(conn: &mut RawConn, response: &[u8], what: &str) -> RawRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_response_with_extensions_and_trailers_arrives_byte_exact_from_tiny_writes() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -333,7 +337,7 @@ async fn chunked_response_with_extensions_and_trailers_arrives_byte_exact_from_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_delimited_response_arrives_whole_with_connection_close_then_eof() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
 
@@ -402,7 +406,7 @@ async fn close_delimited_response_arrives_whole_with_connection_close_then_eof()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_responses_with_a_length_have_no_body_and_the_connection_goes_on() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -467,7 +471,7 @@ async fn head_responses_with_a_length_have_no_body_and_the_connection_goes_on() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_204_and_304_have_no_body_and_the_connection_goes_on() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -538,7 +542,7 @@ async fn responses_204_and_304_have_no_body_and_the_connection_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_hints_arrive_before_the_final_response() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -586,7 +590,7 @@ async fn early_hints_arrive_before_the_final_response() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_in_one_write_get_their_responses_in_order() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -687,7 +691,7 @@ async fn pipelined_requests_in_one_write_get_their_responses_in_order() {
 /// body): the request after it must still be answered, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_around_a_handed_over_one_are_all_answered_in_order() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -757,20 +761,11 @@ async fn pipelined_requests_around_a_handed_over_one_are_all_answered_in_order()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_upstream_connection_closed_by_the_sandbox_is_replaced() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
-        client.send(f.get("/1", up.port())).await.unwrap();
-        let mut first = up.next_conn().await.unwrap();
-        answer(
-            &mut first,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            "request 1",
-        )
-        .await;
-        let res = client.read_response(false, "response 1").await.unwrap();
-        assert_ok(&res, 200, "ok", "response 1");
+        let first = f.pooled(&mut up, &mut client).await;
         // The sandbox closes the idle keep-alive connection.
         first.close().await;
 
@@ -827,20 +822,11 @@ async fn an_idle_upstream_connection_closed_by_the_sandbox_is_replaced() {
 /// request goes out on it, and the sandbox closes it without answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_on_a_pooled_connection_closed_without_an_answer_is_retried_on_a_new_one() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
-        client.send(f.get("/1", up.port())).await.unwrap();
-        let mut first = up.next_conn().await.unwrap();
-        answer(
-            &mut first,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            "request 1",
-        )
-        .await;
-        let res = client.read_response(false, "response 1").await.unwrap();
-        assert_ok(&res, 200, "ok", "response 1");
+        let mut first = f.pooled(&mut up, &mut client).await;
 
         client.send(f.get("/2", up.port())).await.unwrap();
         let req = first
@@ -868,20 +854,11 @@ async fn a_get_on_a_pooled_connection_closed_without_an_answer_is_retried_on_a_n
 /// requests." The sandbox may have acted on the POST before closing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_on_a_pooled_connection_closed_without_an_answer_is_not_sent_twice() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
-        client.send(f.get("/1", up.port())).await.unwrap();
-        let mut first = up.next_conn().await.unwrap();
-        answer(
-            &mut first,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            "request 1",
-        )
-        .await;
-        let res = client.read_response(false, "response 1").await.unwrap();
-        assert_ok(&res, 200, "ok", "response 1");
+        let mut first = f.pooled(&mut up, &mut client).await;
 
         client
             .send(f.request("POST", "/charge", up.port(), &[], b"amount=100"))
@@ -928,7 +905,7 @@ async fn a_post_on_a_pooled_connection_closed_without_an_answer_is_not_sent_twic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_answering_garbage_gets_a_502_json_answer_and_the_connection_closes() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -998,7 +975,7 @@ async fn an_upstream_answering_garbage_gets_a_502_json_answer_and_the_connection
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_never_answers_gets_a_504_after_the_idle_timeout() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("[timeouts]\nidle_seconds = 1\n", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -1061,7 +1038,7 @@ async fn an_upstream_that_never_answers_gets_a_504_after_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_the_total_time_limit_gets_a_504_even_while_bytes_trickle() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("[timeouts]\ntotal_seconds = 1\n", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -1111,7 +1088,7 @@ async fn a_request_over_the_total_time_limit_gets_a_504_even_while_bytes_trickle
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_after_a_long_keep_alive_wait_is_timed_from_its_first_byte() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("[timeouts]\ntotal_seconds = 1\n", &[]).await;
         let server = upstream::serve(|_: Request<Incoming>| async { Response::new(full("fresh")) })
             .await
@@ -1154,7 +1131,7 @@ async fn a_request_after_a_long_keep_alive_wait_is_timed_from_its_first_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_closing_mid_body_ends_the_client_connection_without_a_complete_body() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -1217,7 +1194,7 @@ async fn an_upstream_closing_mid_body_ends_the_client_connection_without_a_compl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_arrive_exactly_whether_sized_split_chunked_or_large() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let body: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
 
@@ -1340,7 +1317,7 @@ async fn request_bodies_arrive_exactly_whether_sized_split_chunked_or_large() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_credentials_and_hop_headers_never_reach_the_sandbox_and_forwarding_headers_do() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let extra = format!("[auth]\nedge_api_key = \"{EDGE_KEY}\"\n");
         let f = Fixture::start(&extra, &[("OpenSandbox-Edge-Key", EDGE_KEY)]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
@@ -1442,7 +1419,7 @@ async fn routing_credentials_and_hop_headers_never_reach_the_sandbox_and_forward
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_close_from_the_client_is_answered_with_close_and_the_proxy_closes() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -1511,7 +1488,7 @@ async fn connection_close_from_the_client_is_answered_with_close_and_the_proxy_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_with_nothing_listening_gets_a_502_json_answer_naming_the_sandbox() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1570,7 +1547,7 @@ async fn a_port_with_nothing_listening_gets_a_502_json_answer_naming_the_sandbox
 /// read a different response than the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_with_both_chunked_and_content_length_is_not_forwarded_with_both() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let mut client = f.client().await;
@@ -1596,7 +1573,7 @@ async fn a_response_with_both_chunked_and_content_length_is_not_forwarded_with_b
 /// they are never forwarded, and the connection is not used again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_beyond_a_response_are_never_forwarded_and_that_connection_is_not_reused() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let spoof: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nspoof!";
         for late in [false, true] {
@@ -1657,7 +1634,7 @@ async fn bytes_beyond_a_response_are_never_forwarded_and_that_connection_is_not_
 /// stripped, the query and percent-encoding are kept, Host is preserved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_and_host_routes_forward_the_rewritten_target_on_the_fast_path() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let (id, port) = (f.id.clone(), up.port());
@@ -1729,7 +1706,7 @@ fn bare_lf(bytes: &[u8]) -> Option<usize> {
 /// body or normalise it; it must never forward a bare-LF chunk line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_framing_with_bare_lf_line_ends_is_never_forwarded_verbatim() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
 
@@ -1806,7 +1783,7 @@ async fn chunk_framing_with_bare_lf_line_ends_is_never_forwarded_verbatim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_path_requests_are_counted_in_metrics_and_the_access_log() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", &[]).await;
         let server = upstream::serve(|request: Request<Incoming>| async move {
             let status = match (request.method(), request.uri().path()) {

@@ -15,7 +15,6 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use sandgate_tests::http::full;
 use sandgate_tests::raw::RawConn;
 use sandgate_tests::upstream::{self, Upstream};
-use sandgate_tests::{EdgeStack, RuntimeKind, StackOptions};
+use sandgate_tests::{EdgeStack, RuntimeKind, StackOptions, bounded};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
@@ -44,13 +43,6 @@ const STREAMS: usize = 4;
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
 const EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
-
-/// Runs `test` within [`TEST_BUDGET`].
-async fn bounded(test: impl Future<Output = ()>) {
-    if tokio::time::timeout(TEST_BUDGET, test).await.is_err() {
-        panic!("the test did not finish within {TEST_BUDGET:?}");
-    }
-}
 
 /// A control plane and proxy on the fake runtime, with one running sandbox
 /// whose port is a host-side upstream. The upstream answers
@@ -149,7 +141,7 @@ impl Fixture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_clients_get_http2_with_concurrent_streams_beside_http1_on_one_listener() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("").await;
         let h2 = f.h2c().await;
 
@@ -191,7 +183,7 @@ async fn h2c_clients_get_http2_with_concurrent_streams_beside_http1_on_one_liste
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preface_split_across_writes_is_http2_and_a_short_http1_request_is_not_held() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("").await;
 
         // Half a preface: the proxy waits for the rest and answers nothing.
@@ -224,7 +216,7 @@ async fn a_preface_split_across_writes_is_http2_and_a_short_http1_request_is_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_h2c_off_the_preface_is_refused_as_an_http1_request() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("h2c = false").await;
         let mut raw = RawConn::connect(f.stack.proxy.port()).await.unwrap();
         let mut opening = PREFACE.to_vec();

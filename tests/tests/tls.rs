@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,11 +39,10 @@ use sandgate_tests::edge::proxy_binary;
 use sandgate_tests::http::full;
 use sandgate_tests::process::free_port;
 use sandgate_tests::upstream::{self, Upstream};
-use sandgate_tests::{EdgeStack, ProxyOptions, ProxyProcess, RuntimeKind, StackOptions};
+use sandgate_tests::{EdgeStack, ProxyOptions, ProxyProcess, RuntimeKind, StackOptions, bounded};
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
-use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -69,17 +68,6 @@ const NEVER_FORWARDED: [&str; 4] = [
     "opensandbox-secure-access",
     "opensandbox-edge-key",
 ];
-
-/// Runs `test` within [`TEST_BUDGET`].
-async fn bounded(test: impl Future<Output = ()>) {
-    let started = Instant::now();
-    if tokio::time::timeout(TEST_BUDGET, test).await.is_err() {
-        panic!(
-            "the test did not finish within {TEST_BUDGET:?} (started {:?} ago)",
-            started.elapsed()
-        );
-    }
-}
 
 /// Runs `what` within [`EXCHANGE`].
 async fn within<T>(what: &str, future: impl Future<Output = anyhow::Result<T>>) -> T {
@@ -198,6 +186,18 @@ fn openssl(args: &[&str]) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `sandgate-proxy --check-config <config>`, with no environment variable
+/// that would stand in for a file key.
+fn check_config(config: &Path) -> Output {
+    Command::new(proxy_binary().unwrap())
+        .arg("--check-config")
+        .arg(config)
+        .env_remove("SANDGATE_ROUTES_TOKEN")
+        .env_remove("SANDGATE_EDGE_API_KEY")
+        .output()
+        .unwrap()
 }
 
 fn path_str(path: &Path) -> &str {
@@ -539,7 +539,7 @@ fn mib_body() -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_over_tls_keeps_the_connection_alive_and_forwards_as_https() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", "").await;
         let mut h1 = f.h1("localhost").await;
 
@@ -602,7 +602,7 @@ async fn http1_over_tls_keeps_the_connection_alive_and_forwards_as_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_is_negotiated_by_alpn_and_carries_gets_large_posts_and_concurrent_streams() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("", "").await;
         let h2 = f.h2("localhost").await;
 
@@ -659,7 +659,7 @@ async fn http2_is_negotiated_by_alpn_and_carries_gets_large_posts_and_concurrent
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wildcard_hosts_route_over_tls_with_sni_on_both_protocols() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start(
             "",
             "[routing]\nwildcard_domains = [\"sandbox.localhost\"]\n",
@@ -712,7 +712,7 @@ async fn wildcard_hosts_route_over_tls_with_sni_on_both_protocols() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_http2_off_no_alpn_protocol_is_selected_and_http1_still_works() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let f = Fixture::start("http2 = false", "").await;
         // The client prefers h2; the listener offers no ALPN protocol, so
         // none is selected and the connection speaks HTTP/1.1.
@@ -755,7 +755,7 @@ async fn with_http2_off_no_alpn_protocol_is_selected_and_http1_still_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_rejects_a_tls_table_whose_key_file_is_missing() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let cert = TestCert::generate();
         let missing = cert.dir.path().join("missing-key.pem");
         let config = cert.dir.path().join("proxy.toml");
@@ -766,13 +766,7 @@ async fn check_config_rejects_a_tls_table_whose_key_file_is_missing() {
             key = toml_path(&missing),
         );
         std::fs::write(&config, text).unwrap();
-        let output = Command::new(proxy_binary().unwrap())
-            .arg("--check-config")
-            .arg(&config)
-            .env_remove("SANDGATE_ROUTES_TOKEN")
-            .env_remove("SANDGATE_EDGE_API_KEY")
-            .output()
-            .unwrap();
+        let output = check_config(&config);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("invalid"), "{stderr}");
@@ -795,11 +789,7 @@ async fn check_config_rejects_a_tls_table_whose_key_file_is_missing() {
             cert.tls_toml(free_port().unwrap(), "http2 = false"),
         )
         .unwrap();
-        let output = Command::new(proxy_binary().unwrap())
-            .arg("--check-config")
-            .arg(&config)
-            .output()
-            .unwrap();
+        let output = check_config(&config);
         assert!(
             output.status.success(),
             "{}",
@@ -811,7 +801,7 @@ async fn check_config_rejects_a_tls_table_whose_key_file_is_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_does_not_match_the_certificate_stops_the_proxy_at_startup() {
-    bounded(async {
+    bounded(TEST_BUDGET, async {
         let cert = TestCert::generate();
         let other = cert.other_key();
         let extra = format!(
@@ -850,13 +840,7 @@ async fn a_key_that_does_not_match_the_certificate_stops_the_proxy_at_startup() 
         // `--check-config` refuses the same pair, before anything starts.
         let config = cert.dir.path().join("mismatched.toml");
         std::fs::write(&config, &extra).unwrap();
-        let output = Command::new(proxy_binary().unwrap())
-            .arg("--check-config")
-            .arg(&config)
-            .env_remove("SANDGATE_ROUTES_TOKEN")
-            .env_remove("SANDGATE_EDGE_API_KEY")
-            .output()
-            .unwrap();
+        let output = check_config(&config);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
         assert!(
