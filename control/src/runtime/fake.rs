@@ -106,6 +106,22 @@ struct World {
     sink: Option<EventSink>,
 }
 
+impl World {
+    /// The sandbox `id`, or `NotFound`.
+    fn sandbox(&self, id: &SandboxId) -> Result<&FakeSandbox, RuntimeError> {
+        self.sandboxes
+            .get(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })
+    }
+
+    /// The sandbox `id` to change, or `NotFound`.
+    fn sandbox_mut(&mut self, id: &SandboxId) -> Result<&mut FakeSandbox, RuntimeError> {
+        self.sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })
+    }
+}
+
 /// The fake runtime.
 pub struct FakeRuntime {
     settings: FakeSettings,
@@ -254,10 +270,7 @@ impl FakeRuntime {
         what: &str,
     ) -> Result<(), RuntimeError> {
         let mut world = self.world.lock();
-        let sandbox = world
-            .sandboxes
-            .get_mut(id)
-            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        let sandbox = world.sandbox_mut(id)?;
         if sandbox.state != from {
             return Err(RuntimeError::Conflict(format!(
                 "cannot {what} a sandbox in state {:?}",
@@ -389,10 +402,7 @@ impl Runtime for FakeRuntime {
     ) -> Result<(String, bool), RuntimeError> {
         self.enter(Op::Logs, Some(id)).await?;
         let world = self.world.lock();
-        let sandbox = world
-            .sandboxes
-            .get(id)
-            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        let sandbox = world.sandbox(id)?;
         let lines: Vec<_> = sandbox
             .output
             .iter()
@@ -410,10 +420,7 @@ impl Runtime for FakeRuntime {
     async fn process_events(&self, id: &SandboxId) -> Result<Vec<ProcessEvent>, RuntimeError> {
         self.enter(Op::Events, Some(id)).await?;
         let world = self.world.lock();
-        let sandbox = world
-            .sandboxes
-            .get(id)
-            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        let sandbox = world.sandbox(id)?;
         let mut events = vec![
             ProcessEvent::at(sandbox.created_at, "container created"),
             ProcessEvent::at(sandbox.created_at, "process started"),
@@ -440,10 +447,7 @@ impl Runtime for FakeRuntime {
     async fn inspect(&self, id: &SandboxId) -> Result<String, RuntimeError> {
         self.enter(Op::Inspect, Some(id)).await?;
         let world = self.world.lock();
-        let sandbox = world
-            .sandboxes
-            .get(id)
-            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+        let sandbox = world.sandbox(id)?;
         Ok(render(id, sandbox))
     }
 
