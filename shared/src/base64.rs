@@ -1,60 +1,39 @@
-//! A small base64 decoder for OSEP-0011 signing keys (standard alphabet,
-//! padding optional), used by the control plane and the edge proxy alike:
+//! Decoding the base64 signing keys both the control plane and the edge
+//! proxy are configured with (standard alphabet, padding optional):
 //! OpenSandbox's server accepted unpadded keys while its ingress demanded
-//! padding, so a key one side took could crash the other.
-//!
-//! Written here rather than pulled in as a dependency: the config needs one
-//! strict decode of short strings and nothing else.
+//! padding, so a key one side took could crash the other. One function, so
+//! both sides accept exactly the same keys.
 
-/// Decodes standard-alphabet base64, with or without `=` padding.
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Standard alphabet; trailing bits must be zero. Padding is checked by
+/// [`decode`]: the crate's `Indifferent` mode also takes partial padding
+/// (`Zg=`), which OpenSandbox's ingress refuses.
+const KEYS: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes standard-alphabet base64, with or without `=` padding. The error
+/// says what is wrong and where, never which byte: the text is a secret.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
-    let unpadded = strip_padding(text)?;
-    if unpadded.len() % 4 == 1 {
-        return Err("has an impossible length for base64".to_owned());
-    }
-    let mut out = Vec::with_capacity(unpadded.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for (index, byte) in unpadded.bytes().enumerate() {
-        let Some(value) = sextet(byte) else {
-            return Err(format!("has a non-base64 character at position {index}"));
-        };
-        acc = (acc << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    if acc & ((1 << bits) - 1) != 0 {
-        return Err("has non-zero trailing bits; it is not canonical base64".to_owned());
-    }
-    Ok(out)
-}
-
-/// Removes padding after checking it is at most two `=` that complete a 4-character group.
-fn strip_padding(text: &str) -> Result<&str, String> {
-    let unpadded = text.trim_end_matches('=');
-    let pad = text.len() - unpadded.len();
-    if pad == 0 {
-        return Ok(unpadded);
-    }
-    if pad > 2 || !text.len().is_multiple_of(4) {
+    if text.ends_with('=') && !text.len().is_multiple_of(4) {
         return Err("has misplaced '=' padding".to_owned());
     }
-    Ok(unpadded)
-}
-
-/// The value of one base64 character.
-fn sextet(byte: u8) -> Option<u8> {
-    match byte {
-        b'A'..=b'Z' => Some(byte - b'A'),
-        b'a'..=b'z' => Some(byte - b'a' + 26),
-        b'0'..=b'9' => Some(byte - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
+    KEYS.decode(text).map_err(|err| match err {
+        base64::DecodeError::InvalidByte(offset, b'=') => {
+            format!("has misplaced '=' padding at position {offset}")
+        }
+        base64::DecodeError::InvalidByte(offset, _) => {
+            format!("has a non-base64 character at position {offset}")
+        }
+        base64::DecodeError::InvalidLength(_) => "has an impossible length for base64".to_owned(),
+        base64::DecodeError::InvalidLastSymbol(..) => {
+            "has non-zero trailing bits; it is not canonical base64".to_owned()
+        }
+        base64::DecodeError::InvalidPadding => "has misplaced '=' padding".to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 
 use std::fmt;
 
+pub use crate::signing::SignedPart;
+use crate::signing::{decode_b36, is_signature_shaped};
+
 /// A parsed route key. Borrowed from the input; nothing is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteKey<'a> {
@@ -20,17 +23,6 @@ pub struct RouteKey<'a> {
     pub port: u16,
     /// The signature part of a signed route.
     pub signed: Option<SignedPart<'a>>,
-}
-
-/// The `<expires_b36>-<signature>` part of a signed route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignedPart<'a> {
-    /// Expiry in base 36, as written (it is part of the signed text).
-    pub expires_b36: &'a str,
-    /// Expiry as Unix seconds.
-    pub expires: u64,
-    /// 8 lowercase hex characters and a one-character key id.
-    pub signature: &'a str,
 }
 
 /// Why a request does not name a route.
@@ -101,8 +93,8 @@ fn parse_signed_token(token: &str) -> Option<RouteKey<'_>> {
 }
 
 fn signed_part<'a>(expires_b36: &'a str, signature: &'a str) -> Option<SignedPart<'a>> {
-    let expires = crate::signing::decode_b36(expires_b36).ok()?;
-    crate::signing::is_signature_shaped(signature).then_some(SignedPart {
+    let expires = decode_b36(expires_b36).ok()?;
+    is_signature_shaped(signature).then_some(SignedPart {
         expires_b36,
         expires,
         signature,

@@ -10,11 +10,21 @@
 use std::fmt;
 
 use sha2::{Digest, Sha256};
-
-use crate::route_key::SignedPart;
+use subtle::ConstantTimeEq;
 
 /// The longest base-36 expiry (`u64::MAX` is `3w5e11264sgsf`).
 pub const MAX_B36_LEN: usize = 13;
+
+/// The `<expires_b36>-<signature>` part of a signed route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedPart<'a> {
+    /// Expiry in base 36, as written (it is part of the signed text).
+    pub expires_b36: &'a str,
+    /// Expiry as Unix seconds.
+    pub expires: u64,
+    /// 8 lowercase hex characters and a one-character key id.
+    pub signature: &'a str,
+}
 
 /// Why a signed route is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +107,7 @@ fn digest8(secret: &[u8], sandbox_id: &str, port: u16, expires_b36: &str) -> Str
     hasher.update((canonical.len() as u32).to_be_bytes());
     hasher.update(canonical.as_bytes());
     let digest = hasher.finalize();
-    hex(&digest[..4])
+    hex::encode(&digest[..4])
 }
 
 /// The signature (9 characters) of a route with key `key_id`.
@@ -147,22 +157,12 @@ pub fn verify(
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Compares without an early exit on the first difference (lengths are not secret).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
