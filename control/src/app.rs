@@ -11,10 +11,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::http::route_stream::RouteStreamAccess;
 use crate::http::{self, AppState, auth::ApiKeyAuth};
 use crate::metrics::Metrics;
 use crate::routes::RoutePublisher;
-use crate::routes::stream::RouteStreamAccess;
 use crate::runtime::{Runtime, RuntimeError, RuntimeEvent};
 use crate::sandbox::error::SandboxError;
 use crate::sandbox::reconcile::ReconcileReport;

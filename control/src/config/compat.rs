@@ -8,7 +8,7 @@ use super::model::RuntimeType;
 use super::raw::{
     RawAgentSandbox, RawConfig, RawKubernetes, RawLog, RawRenewIntent, RawSecureRuntime, RawServer,
 };
-use super::validate::Problems;
+use sandgate_shared::problems::Problems;
 
 /// Checks every OpenSandbox-only table; `runtime` is `None` when `runtime.type` was invalid.
 pub(crate) fn check(raw: &RawConfig, runtime: Option<RuntimeType>, p: &mut Problems) {

@@ -9,7 +9,7 @@ use super::model::{
     GatewayConfig, IngressConfig, IngressMode, RouteMode, SecureAccessConfig, SigningKey,
 };
 use super::raw::{RawGateway, RawIngress, RawSecureAccess, RawSigningKey};
-use super::validate::Problems;
+use sandgate_shared::problems::Problems;
 
 /// Validates `[ingress]`, recording every problem in `p`.
 pub(crate) fn validate(raw: RawIngress, p: &mut Problems) -> IngressConfig {

@@ -1,8 +1,7 @@
 //! Extractors that report rejections in the API's error envelope, naming
 //! the offending field.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -58,17 +57,5 @@ fn describe(error: &serde_json::Error) -> String {
     match error.classify() {
         Category::Syntax | Category::Eof => format!("is not valid JSON ({error})"),
         Category::Data | Category::Io => error.to_string(),
-    }
-}
-
-/// The raw query string, for handlers that parse repeated keys themselves.
-#[derive(Debug, Default)]
-pub struct RawQueryString(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for RawQueryString {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.uri.query().map(str::to_owned)))
     }
 }

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod relay;
+pub mod route_stream;
 pub mod sandboxes;
 pub mod system;
 
@@ -25,6 +26,11 @@ use crate::error::{ApiError, codes};
 use crate::metrics::Metrics;
 use crate::sandbox::service::SandboxService;
 
+/// Tag of the lifecycle operations in the OpenAPI document.
+pub const TAG_SANDBOXES: &str = "Sandboxes";
+/// Tag of `/health` and `/metrics` in the OpenAPI document.
+pub const TAG_SYSTEM: &str = "System";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -37,7 +43,7 @@ pub struct AppState {
     /// The routing table for edge proxies.
     pub routes: crate::routes::RoutePublisher,
     /// Who may stream it.
-    pub route_access: crate::routes::stream::RouteStreamAccess,
+    pub route_access: route_stream::RouteStreamAccess,
     /// The relay to the edge proxy for server-proxy paths, if configured.
     pub relay: Option<Arc<relay::Relay>>,
 }
@@ -91,7 +97,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", lifecycle_routes())
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
-        .route("/internal/v1/routes", get(crate::routes::stream::routes))
+        .route("/internal/v1/routes", get(route_stream::routes))
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

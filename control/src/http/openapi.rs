@@ -17,12 +17,7 @@ use utoipa::openapi::{HeaderBuilder, ObjectBuilder, OpenApi as Document, PathIte
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{sandboxes, system};
-
-/// Tag of the lifecycle operations.
-pub const TAG_SANDBOXES: &str = "Sandboxes";
-/// Tag of `/health` and `/metrics`.
-pub const TAG_SYSTEM: &str = "System";
+use super::{TAG_SANDBOXES, TAG_SYSTEM, sandboxes, system};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";

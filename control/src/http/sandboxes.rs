@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sandgate_shared::api::{
@@ -12,7 +12,7 @@ use sandgate_shared::api::{
 };
 
 use super::AppState;
-use super::extract::{ApiJson, RawQueryString};
+use super::extract::ApiJson;
 use crate::error::{ApiError, codes};
 use crate::sandbox::devops::{EventsQuery, LogsQuery, SummaryQuery};
 use crate::sandbox::diagnostics::DiagnosticKind;
@@ -26,7 +26,7 @@ use crate::sandbox::request::CreateSandboxBody;
     post,
     path = "/v1/sandboxes",
     operation_id = "createSandbox",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Create a sandbox",
     request_body(
         content = CreateSandboxBody,
@@ -78,7 +78,7 @@ pub async fn create(
     get,
     path = "/v1/sandboxes",
     operation_id = "listSandboxes",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "List sandboxes",
     params(
         ("state" = Option<Vec<String>>, Query, style = Form, explode, description = "Lifecycle states to match (any case); repeat for OR. Unknown names match nothing."),
@@ -95,7 +95,7 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    RawQueryString(query): RawQueryString,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<ListSandboxesResponse>, ApiError> {
     let query = ListQuery::parse(query.as_deref())
         .map_err(|p| ApiError::new(StatusCode::BAD_REQUEST, p.code, p.message))?;
@@ -107,7 +107,7 @@ pub async fn list(
     get,
     path = "/v1/sandboxes/{sandboxId}",
     operation_id = "getSandbox",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Get a sandbox",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -131,7 +131,7 @@ pub async fn get_one(
     delete,
     path = "/v1/sandboxes/{sandboxId}",
     operation_id = "deleteSandbox",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Delete a sandbox",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -158,7 +158,7 @@ pub async fn delete(
     patch,
     path = "/v1/sandboxes/{sandboxId}/metadata",
     operation_id = "patchSandboxMetadata",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Patch sandbox metadata",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -189,7 +189,7 @@ pub async fn patch_metadata(
     post,
     path = "/v1/sandboxes/{sandboxId}/pause",
     operation_id = "pauseSandbox",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Pause a sandbox",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -216,7 +216,7 @@ pub async fn pause(
     post,
     path = "/v1/sandboxes/{sandboxId}/resume",
     operation_id = "resumeSandbox",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Resume a paused sandbox",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -243,7 +243,7 @@ pub async fn resume(
     post,
     path = "/v1/sandboxes/{sandboxId}/renew-expiration",
     operation_id = "renewSandboxExpiration",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Renew sandbox expiration",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -273,7 +273,7 @@ pub async fn renew(
     get,
     path = "/v1/sandboxes/{sandboxId}/endpoints/{port}",
     operation_id = "getSandboxEndpoint",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Get a sandbox access endpoint",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -295,7 +295,7 @@ pub async fn endpoint(
     State(state): State<AppState>,
     Path((id, port)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
-    RawQueryString(query): RawQueryString,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Endpoint>, ApiError> {
     let mut options = endpoint_options(query.as_deref())?;
     options.request_host = headers
@@ -360,7 +360,7 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
     get,
     path = "/v1/sandboxes/{sandboxId}/diagnostics/{kind}",
     operation_id = "getSandboxDiagnostics",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Get diagnostic logs or events",
     params(
         ("sandboxId" = String, Path, description = "The sandbox id."),
@@ -385,7 +385,7 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, ApiError> {
 pub async fn diagnostics(
     State(state): State<AppState>,
     Path((id, kind)): Path<(String, String)>,
-    RawQueryString(query): RawQueryString,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let kind = match kind.as_str() {
         "logs" => DiagnosticKind::Logs,
@@ -423,7 +423,7 @@ pub async fn diagnostics(
     get,
     path = "/v1/sandboxes/{sandboxId}/diagnostics/inspect",
     operation_id = "inspectSandbox",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Inspect a sandbox's container",
     description = "What the runtime knows about the sandbox's container: id, name, image, state, exit code, start and finish times, restart count, OOM kill, resource limits, network mode and addresses, ports, mounts and labels. Environment values are never shown. Plain text for `osb devops inspect` (OpenSandbox marks this route deprecated; it has no replacement).",
     params(
@@ -449,7 +449,7 @@ pub async fn inspect(
     get,
     path = "/v1/sandboxes/{sandboxId}/diagnostics/summary",
     operation_id = "getSandboxDiagnosticsSummary",
-    tag = super::openapi::TAG_SANDBOXES,
+    tag = super::TAG_SANDBOXES,
     summary = "Get a diagnostics summary",
     description = "Inspect, events and logs in one plain-text page, as `osb devops summary` prints it. A part that cannot be collected reads `[error] Failed to collect {inspect|event|log} diagnostics.`; the cause is logged, not returned.",
     params(
@@ -468,7 +468,7 @@ pub async fn inspect(
 pub async fn summary(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    RawQueryString(query): RawQueryString,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = SummaryQuery::parse(query.as_deref())?;
     Ok(plain_text(state.service.summary(&id, query).await?, false))

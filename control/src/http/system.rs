@@ -24,7 +24,7 @@ pub struct Health {
     get,
     path = "/health",
     operation_id = "health",
-    tag = super::openapi::TAG_SYSTEM,
+    tag = super::TAG_SYSTEM,
     summary = "Liveness and runtime reachability",
     security(()),
     responses(
@@ -55,7 +55,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     get,
     path = "/metrics",
     operation_id = "metrics",
-    tag = super::openapi::TAG_SYSTEM,
+    tag = super::TAG_SYSTEM,
     summary = "Prometheus metrics",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),

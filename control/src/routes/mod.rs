@@ -4,11 +4,9 @@
 //! After every registry change the publisher rebuilds the table from the
 //! sandbox records, diffs it against the previous one and appends one
 //! versioned change per route to a bounded log. Proxies stream the log
-//! (`GET /internal/v1/routes?since=<version>`, see [`stream`]): a proxy that
+//! (`GET /internal/v1/routes?since=<version>`, see [`crate::http::route_stream`]): a proxy that
 //! resumes from a version still in the log gets only what it missed; any
 //! other gets a full snapshot first.
-
-pub mod stream;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -92,7 +90,7 @@ impl RoutePublisher {
             .registry()
             .all()
             .iter()
-            .filter_map(|record| route_of(record).map(|route| (record.id.clone(), route)))
+            .map(|record| (record.id.clone(), route_of(record)))
             .collect();
         let mut published = self.published.write();
         let mut next = RouteTable {
@@ -166,12 +164,12 @@ fn update_version(update: &RouteUpdate) -> u64 {
 
 /// The route of one sandbox. Every live sandbox has one, so the proxy can
 /// tell "pending", "paused" and "failed" apart from "unknown".
-pub fn route_of(record: &SandboxRecord) -> Option<SandboxRoute> {
+pub fn route_of(record: &SandboxRecord) -> SandboxRoute {
     let message = match record.status.state {
         SandboxState::Running => None,
         _ => Some(record.status.message.clone()).filter(|m| !m.is_empty()),
     };
-    Some(SandboxRoute {
+    SandboxRoute {
         state: record.status.state,
         message,
         address: record.address.clone(),
@@ -179,5 +177,5 @@ pub fn route_of(record: &SandboxRecord) -> Option<SandboxRoute> {
             .secure_access_token
             .as_deref()
             .map(|t| sha256_hex(t.as_bytes())),
-    })
+    }
 }

@@ -219,23 +219,6 @@ impl FakeRuntime {
         self.persist(&world);
     }
 
-    /// Inserts a running sandbox directly (an object Sandgate did not create).
-    pub fn insert_running(&self, id: SandboxId, image: &str, metadata: BTreeMap<String, String>) {
-        let sandbox = FakeSandbox {
-            state: FakeState::Running,
-            created_at: Timestamp::from_utc(chrono::Utc::now()),
-            image: image.to_owned(),
-            entrypoint: vec!["sleep".to_owned(), "infinity".to_owned()],
-            metadata,
-            expires_at: None,
-            finished_at: None,
-            output: Vec::new(),
-        };
-        let mut world = self.world.lock();
-        world.sandboxes.insert(id, sandbox);
-        self.persist(&world);
-    }
-
     async fn enter(&self, op: Op, id: Option<&SandboxId>) -> Result<(), RuntimeError> {
         let latency = if op == Op::Provision {
             self.settings.provision_latency

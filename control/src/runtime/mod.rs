@@ -87,11 +87,6 @@ impl Progress {
         Self(Arc::new(report))
     }
 
-    /// A sink that drops every report.
-    pub fn ignore() -> Self {
-        Self::new(|_| {})
-    }
-
     /// Reports one progress message.
     pub fn report(&self, message: impl Into<String>) {
         (self.0)(message.into());

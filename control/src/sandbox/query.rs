@@ -5,12 +5,12 @@
 //! SDKs percent-encode as one value.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use sandgate_shared::api::{ListSandboxesResponse, Pagination, SandboxState};
 
 use super::model::SandboxRecord;
-use super::registry::{Encoded, Registry};
+use super::registry::Registry;
 use super::request::Problem;
 use crate::error::codes;
 
@@ -80,9 +80,11 @@ impl ListQuery {
     }
 
     /// Sorts matching records newest first (ties by id) and cuts this page.
-    pub fn page(&self, mut matching: Vec<Encoded>) -> (Vec<Encoded>, Pagination) {
+    pub fn page(
+        &self,
+        mut matching: Vec<Arc<SandboxRecord>>,
+    ) -> (Vec<Arc<SandboxRecord>>, Pagination) {
         matching.sort_unstable_by(|a, b| {
-            let (a, b) = (&a.record, &b.record);
             b.created_at
                 .cmp(&a.created_at)
                 .then_with(|| b.id.cmp(&a.id))
@@ -110,26 +112,8 @@ impl ListQuery {
     /// Filters, sorts and paginates into the typed response.
     pub fn apply(&self, registry: &Registry) -> ListSandboxesResponse {
         let (items, pagination) = self.page(registry.select(|r| self.matches(r)));
-        let items = items.iter().map(|e| e.record.to_api()).collect();
+        let items = items.iter().map(|record| record.to_api()).collect();
         ListSandboxesResponse { items, pagination }
-    }
-
-    /// Filters, sorts and paginates straight into the JSON body, reusing
-    /// each record's cached encoding.
-    pub fn apply_json(&self, registry: &Registry) -> Bytes {
-        let (items, pagination) = self.page(registry.select(|r| self.matches(r)));
-        let mut body = Vec::with_capacity(64 + items.len() * 512);
-        body.extend_from_slice(b"{\"items\":[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&item.json());
-        }
-        body.extend_from_slice(b"],\"pagination\":");
-        let _ = serde_json::to_writer(&mut body, &pagination);
-        body.push(b'}');
-        Bytes::from(body)
     }
 }
 

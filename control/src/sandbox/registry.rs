@@ -6,9 +6,7 @@
 //! sandboxes, route publication) learn about changes without polling.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-
-use bytes::Bytes;
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use sandgate_shared::api::SandboxState;
@@ -19,31 +17,7 @@ use super::model::SandboxRecord;
 
 struct Slot {
     record: Arc<SandboxRecord>,
-    /// The record's `GET` body, encoded on first use; records are immutable,
-    /// so it stays valid until the record is replaced.
-    json: Arc<OnceLock<Bytes>>,
     lock: Arc<Mutex<()>>,
-}
-
-/// A record with its (lazily) encoded JSON.
-#[derive(Clone)]
-pub struct Encoded {
-    /// The record.
-    pub record: Arc<SandboxRecord>,
-    json: Arc<OnceLock<Bytes>>,
-}
-
-impl Encoded {
-    /// The record as `GET /sandboxes/{id}` returns it, encoded once.
-    pub fn json(&self) -> Bytes {
-        self.json
-            .get_or_init(|| {
-                serde_json::to_vec(&self.record.to_api())
-                    .map(Bytes::from)
-                    .unwrap_or_default()
-            })
-            .clone()
-    }
 }
 
 /// Live sandboxes by id.
@@ -84,14 +58,10 @@ impl Registry {
     pub fn put(&self, record: Arc<SandboxRecord>) {
         let mut slots = self.slots.write();
         match slots.get_mut(&record.id) {
-            Some(slot) => {
-                slot.record = record;
-                slot.json = Arc::default();
-            }
+            Some(slot) => slot.record = record,
             None => {
                 let slot = Slot {
                     record: record.clone(),
-                    json: Arc::default(),
                     lock: Arc::default(),
                 };
                 slots.insert(record.id.clone(), slot);
@@ -114,7 +84,6 @@ impl Registry {
             let mut next = SandboxRecord::clone(&slot.record);
             update(&mut next);
             slot.record = Arc::new(next);
-            slot.json = Arc::default();
             drop(slots);
             self.changes.send_modify(|n| *n += 1);
         }
@@ -126,27 +95,14 @@ impl Registry {
         self.changes.send_modify(|n| *n += 1);
     }
 
-    /// The record with its cached encoding.
-    pub fn encoded(&self, id: &SandboxId) -> Option<Encoded> {
-        let slots = self.slots.read();
-        let slot = slots.get(id)?;
-        Some(Encoded {
-            record: slot.record.clone(),
-            json: slot.json.clone(),
-        })
-    }
-
-    /// The records matching `keep`, with their cached encodings (unordered).
-    /// Only matches are cloned, under one read lock.
-    pub fn select(&self, keep: impl Fn(&SandboxRecord) -> bool) -> Vec<Encoded> {
+    /// The records matching `keep` (unordered). Only matches are cloned,
+    /// under one read lock.
+    pub fn select(&self, keep: impl Fn(&SandboxRecord) -> bool) -> Vec<Arc<SandboxRecord>> {
         self.slots
             .read()
             .values()
             .filter(|slot| keep(&slot.record))
-            .map(|slot| Encoded {
-                record: slot.record.clone(),
-                json: slot.json.clone(),
-            })
+            .map(|slot| slot.record.clone())
             .collect()
     }
 

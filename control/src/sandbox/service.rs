@@ -230,27 +230,6 @@ impl SandboxService {
         query.apply(&self.inner.registry)
     }
 
-    /// One page of sandboxes as the JSON body (cached encodings, no copies
-    /// of records).
-    pub fn list_json(&self, query: &ListQuery) -> bytes::Bytes {
-        query.apply_json(&self.inner.registry)
-    }
-
-    /// One sandbox as its JSON body (encoded once per change).
-    pub fn get_json(&self, id: &str) -> Result<bytes::Bytes, SandboxError> {
-        id.parse::<SandboxId>()
-            .ok()
-            .and_then(|id| self.inner.registry.encoded(&id))
-            .map(|encoded| encoded.json())
-            .ok_or_else(|| self.not_found(id))
-    }
-
-    /// The sandbox's status history, oldest first.
-    pub async fn history(&self, id: &str) -> Result<Vec<StatusEvent>, SandboxError> {
-        let record = self.get(id)?;
-        Ok(self.inner.store.history(&record.id).await?)
-    }
-
     pub(super) fn not_found(&self, id: &str) -> SandboxError {
         SandboxError::NotFound {
             code: self.inner.codes.not_found(),

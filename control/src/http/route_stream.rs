@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,10 +15,9 @@ use sandgate_shared::signing::constant_time_eq;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::RoutePublisher;
+use super::AppState;
 use crate::error::ApiError;
-use crate::http::AppState;
-use crate::http::extract::RawQueryString;
+use crate::routes::RoutePublisher;
 
 /// How often an idle stream carries a heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -45,7 +44,7 @@ impl std::fmt::Debug for RouteStreamAccess {
 pub async fn routes(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawQueryString(query): RawQueryString,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     authorize(&state.route_access, &headers)?;
     let since = parse_since(query.as_deref())?;
