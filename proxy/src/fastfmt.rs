@@ -1,41 +1,18 @@
-//! Hand-written formatting for the per-request path (forwarding headers and
-//! the access log). Performance: `core::fmt` costs several hundred
+//! Fast formatting for the per-request path (forwarding headers and the
+//! access log): integers by `itoa`, IPv4 addresses by hand. Performance: `core::fmt` costs several hundred
 //! instructions per `write!`, and `Ipv4Addr`'s `Display` over a thousand;
 //! these produce the same text with a few dozen.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-/// The decimal digits of `value` at the end of `buf`; returns where they start.
-fn digits(mut value: u64, buf: &mut [u8; 20]) -> usize {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            return start;
-        }
-    }
-}
-
-/// ASCII bytes as text (the callers only produce ASCII).
-fn ascii(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or_default()
-}
-
 /// Appends the decimal digits of `value`.
 pub(crate) fn push_u64(out: &mut String, value: u64) {
-    let mut buf = [0u8; 20];
-    let start = digits(value, &mut buf);
-    out.push_str(ascii(&buf[start..]));
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// Appends `value` in decimal, with a `-` when negative.
 pub(crate) fn push_i64(out: &mut String, value: i64) {
-    if value < 0 {
-        out.push('-');
-    }
-    push_u64(out, value.unsigned_abs());
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// `a.b.c.d` in `buf`; returns its length (at most 15).
@@ -69,11 +46,9 @@ pub(crate) fn write_socket_addr(
         SocketAddr::V4(v4) => {
             let mut ip = [0u8; 15];
             let len = ipv4(*v4.ip(), &mut ip);
-            let mut port = [0u8; 20];
-            let start = digits(u64::from(v4.port()), &mut port);
-            f.write_str(ascii(&ip[..len]))?;
+            f.write_str(std::str::from_utf8(&ip[..len]).unwrap_or_default())?;
             f.write_str(":")?;
-            f.write_str(ascii(&port[start..]))
+            f.write_str(itoa::Buffer::new().format(v4.port()))
         }
         SocketAddr::V6(_) => std::fmt::Display::fmt(addr, f),
     }
