@@ -273,11 +273,7 @@ async fn ttl_expiry_removes_the_container() {
         .await;
     assert_eq!(status, StatusCode::OK);
     wait_gone_from_engine(&id).await;
-    let (status, _) = app
-        .app
-        .call(Method::GET, &format!("/v1/sandboxes/{id}"), None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.app.wait_gone(&id).await;
 }
 
 #[tokio::test]

@@ -193,6 +193,25 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+
+    /// Polls until `GET` answers 404 for the sandbox (deadline 10 s): the
+    /// record goes after the engine's container, never before.
+    pub async fn wait_gone(&self, id: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, value) = self
+                .call(Method::GET, &format!("/v1/sandboxes/{id}"), None)
+                .await;
+            if status == StatusCode::NOT_FOUND {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sandbox {id} is still listed: {status} {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// A valid create body.
