@@ -55,10 +55,9 @@ pub async fn runtime(config: &Config) -> Result<Arc<dyn Runtime>, RuntimeError> 
         RuntimeType::Docker => Ok(Arc::new(
             DockerRuntime::connect(docker_settings(config)).await?,
         )),
-        RuntimeType::Kubernetes => Err(RuntimeError::InvalidSpec {
-            code: crate::error::codes::API_NOT_SUPPORTED,
-            message: "runtime.type = \"kubernetes\" is not available in this build yet".to_owned(),
-        }),
+        RuntimeType::Kubernetes => Err(RuntimeError::Unsupported(
+            "runtime.type = \"kubernetes\" is not available in this build yet".to_owned(),
+        )),
     }
 }
 

@@ -2,14 +2,21 @@
 //!
 //! Every error response is OpenSandbox's `{"code": "...", "message": "..."}`
 //! with the upstream code strings, because the published SDKs parse it.
-//! 5xx responses carry a generic message; the cause is logged once, here.
+//! Domain errors ([`SandboxError`], [`RuntimeError`]) say what happened; the
+//! choice of status and code string is made here and nowhere else.
+//!
+//! Messages say what failed in product terms. An internal cause (the
+//! engine's text, an I/O error) travels with the response as an
+//! [`ErrorCause`] extension and is logged once, in the request's span, by
+//! [`crate::http::middleware`]; 5xx messages also carry the request id.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sandgate_shared::api::ErrorBody;
 
-use crate::runtime::RuntimeKind;
+use crate::runtime::{RuntimeError, RuntimeKind, SpecRule};
+use crate::sandbox::error::{Conflict, Operation, SandboxError};
 
 /// Wire error codes (OpenSandbox's strings where one exists).
 pub mod codes {
@@ -69,13 +76,18 @@ pub mod codes {
     pub const VOLUME_INVALID_OSSFS_VERSION: &str = "VOLUME::INVALID_OSSFS_VERSION";
     /// ossfs option unsafe.
     pub const VOLUME_INVALID_OSSFS_OPTION: &str = "VOLUME::INVALID_OSSFS_OPTION";
+    /// A named volume that must exist does not.
+    pub const VOLUME_PVC_NOT_FOUND: &str = "VOLUME::PVC_NOT_FOUND";
+    /// subPath on a volume driver without local directories.
+    pub const VOLUME_PVC_SUBPATH_UNSUPPORTED_DRIVER: &str =
+        "VOLUME::PVC_SUBPATH_UNSUPPORTED_DRIVER";
     /// ossfs credentials missing.
     pub const VOLUME_INVALID_OSSFS_CREDENTIALS: &str = "VOLUME::INVALID_OSSFS_CREDENTIALS";
 }
 
 /// Engine-specific codes, chosen by the configured runtime as OpenSandbox does.
 #[derive(Debug, Clone, Copy)]
-pub struct EngineCodes(pub RuntimeKind);
+struct EngineCodes(RuntimeKind);
 
 impl EngineCodes {
     fn pick(self, docker: &'static str, kubernetes: &'static str) -> &'static str {
@@ -85,48 +97,50 @@ impl EngineCodes {
         }
     }
 
-    /// No such sandbox.
-    pub fn not_found(self) -> &'static str {
+    fn not_found(self) -> &'static str {
         self.pick("DOCKER::SANDBOX_NOT_FOUND", "KUBERNETES::SANDBOX_NOT_FOUND")
     }
-    /// Pause of a sandbox that is not running.
-    pub fn not_running(self) -> &'static str {
-        self.pick("DOCKER::SANDBOX_NOT_RUNNING", "KUBERNETES::INVALID_STATE")
+
+    fn conflict(self, reason: Conflict) -> &'static str {
+        match reason {
+            Conflict::State => codes::INVALID_STATE,
+            Conflict::NoExpiration => codes::INVALID_EXPIRATION,
+            Conflict::NotRunning => {
+                self.pick("DOCKER::SANDBOX_NOT_RUNNING", "KUBERNETES::INVALID_STATE")
+            }
+            Conflict::NotPaused => {
+                self.pick("DOCKER::SANDBOX_NOT_PAUSED", "KUBERNETES::INVALID_STATE")
+            }
+        }
     }
-    /// Resume of a sandbox that is not paused.
-    pub fn not_paused(self) -> &'static str {
-        self.pick("DOCKER::SANDBOX_NOT_PAUSED", "KUBERNETES::INVALID_STATE")
+
+    /// The code of an engine failure during `operation`.
+    fn failed(self, operation: Operation) -> &'static str {
+        match operation {
+            Operation::Check => codes::INVALID_PARAMETER,
+            Operation::Pause => self.pick("DOCKER::SANDBOX_PAUSE_FAILED", "KUBERNETES::API_ERROR"),
+            Operation::Resume => {
+                self.pick("DOCKER::SANDBOX_RESUME_FAILED", "KUBERNETES::API_ERROR")
+            }
+            Operation::Delete => {
+                self.pick("DOCKER::SANDBOX_DELETE_FAILED", "KUBERNETES::API_ERROR")
+            }
+            Operation::ResolveEndpoint => self.pick(
+                "DOCKER::NETWORK_MODE_ENDPOINT_UNAVAILABLE",
+                "KUBERNETES::POD_IP_NOT_AVAILABLE",
+            ),
+            Operation::Query => self.pick("DOCKER::SANDBOX_QUERY_FAILED", "KUBERNETES::API_ERROR"),
+        }
     }
-    /// Engine failure during pause.
-    pub fn pause_failed(self) -> &'static str {
-        self.pick("DOCKER::SANDBOX_PAUSE_FAILED", "KUBERNETES::API_ERROR")
-    }
-    /// Engine failure during resume.
-    pub fn resume_failed(self) -> &'static str {
-        self.pick("DOCKER::SANDBOX_RESUME_FAILED", "KUBERNETES::API_ERROR")
-    }
-    /// Engine failure during delete.
-    pub fn delete_failed(self) -> &'static str {
-        self.pick("DOCKER::SANDBOX_DELETE_FAILED", "KUBERNETES::API_ERROR")
-    }
-    /// Engine failure while resolving an endpoint.
-    pub fn endpoint_unavailable(self) -> &'static str {
-        self.pick(
-            "DOCKER::NETWORK_MODE_ENDPOINT_UNAVAILABLE",
-            "KUBERNETES::POD_IP_NOT_AVAILABLE",
-        )
-    }
-    /// The engine does not answer.
-    pub fn unavailable(self) -> &'static str {
-        self.pick(
-            "DOCKER::INITIALIZATION_ERROR",
-            "KUBERNETES::INITIALIZATION_ERROR",
-        )
-    }
-    /// Other engine failures.
-    pub fn query_failed(self) -> &'static str {
-        self.pick("DOCKER::SANDBOX_QUERY_FAILED", "KUBERNETES::API_ERROR")
-    }
+}
+
+/// The internal cause behind an error response, for the log only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCause {
+    /// The wire code answered.
+    pub code: &'static str,
+    /// `cause: source: source`.
+    pub chain: String,
 }
 
 /// An error on its way to the client.
@@ -138,6 +152,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Message for the client.
     pub message: String,
+    /// What really went wrong, logged and never sent.
+    pub cause: Option<String>,
 }
 
 impl ApiError {
@@ -147,6 +163,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -155,19 +172,24 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, codes::INVALID_PARAMETER, message)
     }
 
-    /// A 5xx whose cause is logged here and hidden from the client.
+    /// An error whose `cause` is logged with the request and hidden from the client.
     pub fn internal(
         status: StatusCode,
         code: &'static str,
-        public: &str,
+        public: impl Into<String>,
         cause: &dyn std::error::Error,
     ) -> Self {
-        tracing::error!(error.code = code, error = %error_chain(cause), "{public}");
-        Self::new(status, code, public)
+        Self::new(status, code, public).caused_by(cause)
+    }
+
+    /// Attaches `cause` (with its sources) for the log.
+    pub fn caused_by(mut self, cause: &dyn std::error::Error) -> Self {
+        self.cause = Some(error_chain(cause));
+        self
     }
 }
 
-/// `cause: source: source` on one line.
+/// `cause: source: source` on one line (what anyhow prints for `{:#}`).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -181,10 +203,106 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = match crate::http::middleware::current_request_id() {
+            Some(id) if self.status.is_server_error() => {
+                format!("{} (request id {id})", self.message)
+            }
+            _ => self.message,
+        };
         let body = ErrorBody {
             code: self.code.to_owned(),
-            message: self.message,
+            message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(chain) = self.cause {
+            response.extensions_mut().insert(ErrorCause {
+                code: self.code,
+                chain,
+            });
+        }
+        response
+    }
+}
+
+impl From<SandboxError> for ApiError {
+    fn from(error: SandboxError) -> Self {
+        match error {
+            SandboxError::NotFound { engine, .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                EngineCodes(engine).not_found(),
+                error.to_string(),
+            ),
+            SandboxError::Invalid(ref problems) => {
+                let code = problems
+                    .first()
+                    .map_or(codes::INVALID_PARAMETER, |p| p.code);
+                ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
+            }
+            SandboxError::Conflict {
+                reason,
+                engine,
+                message,
+            } => ApiError::new(
+                StatusCode::CONFLICT,
+                EngineCodes(engine).conflict(reason),
+                message,
+            ),
+            SandboxError::SnapshotNotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::SNAPSHOT_NOT_FOUND,
+                error.to_string(),
+            ),
+            SandboxError::Runtime {
+                operation,
+                engine,
+                action,
+                source,
+            } => runtime_error(EngineCodes(engine).failed(operation), &action, source),
+            SandboxError::Store(source) => ApiError::internal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::STORE_FAILED,
+                "The state store failed; the change was not made.",
+                &source,
+            ),
+        }
+    }
+}
+
+fn spec_code(rule: SpecRule) -> &'static str {
+    match rule {
+        SpecRule::Unsupported => codes::INVALID_PARAMETER,
+        SpecRule::HostPathNotAllowed => codes::VOLUME_HOST_PATH_NOT_ALLOWED,
+        SpecRule::SubPathOutsideVolume => codes::VOLUME_INVALID_SUB_PATH,
+        SpecRule::VolumeNotFound => codes::VOLUME_PVC_NOT_FOUND,
+        SpecRule::SubPathUnsupportedDriver => codes::VOLUME_PVC_SUBPATH_UNSUPPORTED_DRIVER,
+    }
+}
+
+/// `code` is the operation's code for an engine failure.
+fn runtime_error(code: &'static str, action: &str, source: RuntimeError) -> ApiError {
+    let failed = format!("{action} failed: {source}");
+    match source {
+        RuntimeError::InvalidSpec { rule, message } => {
+            ApiError::new(StatusCode::BAD_REQUEST, spec_code(rule), message)
+        }
+        RuntimeError::Unsupported(message) => {
+            ApiError::new(StatusCode::BAD_REQUEST, codes::API_NOT_SUPPORTED, message)
+        }
+        RuntimeError::Conflict(_) => {
+            ApiError::internal(StatusCode::CONFLICT, code, failed, &source)
+        }
+        RuntimeError::NotReady(ref message) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!("{action}: not ready yet ({message}); retry shortly"),
+        ),
+        RuntimeError::Unavailable(_) => {
+            ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, code, failed, &source)
+        }
+        RuntimeError::NotFound { .. }
+        | RuntimeError::ImagePull { .. }
+        | RuntimeError::Backend(_) => {
+            ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, code, failed, &source)
+        }
     }
 }

@@ -584,7 +584,15 @@ async fn pause_and_resume_follow_the_state_machine() {
             Some("DOCKER::SANDBOX_PAUSE_FAILED")
         )
     );
-    assert!(error["message"].as_str().unwrap().contains("freezer busy"));
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("failed: the container runtime failed (request id "),
+        "a 5xx says what failed and the request id: {message}"
+    );
+    assert!(
+        !message.contains("freezer busy"),
+        "engine text leaked: {message}"
+    );
     let state = app.wait_state(&id, "Running").await;
     assert!(
         state["status"]["message"]
@@ -756,8 +764,15 @@ async fn provisioning_failures_end_failed_with_the_reason() {
         failed["status"]["message"]
             .as_str()
             .unwrap()
-            .contains("image not found"),
+            .contains("Provisioning failed: the container runtime failed"),
         "{failed}"
+    );
+    assert!(
+        !failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image not found"),
+        "engine text leaked into the status: {failed}"
     );
 }
 

@@ -208,7 +208,16 @@ async fn a_failed_expiry_deletion_is_retried() {
     advance(61.0).await;
     let record = app.app.service.get(id.as_str()).unwrap();
     assert_eq!(record.status.state, SandboxState::Stopping);
-    assert!(record.status.message.contains("engine busy"));
+    assert!(
+        record
+            .status
+            .message
+            .contains("Deletion failed and will be retried")
+    );
+    assert!(
+        !record.status.message.contains("engine busy"),
+        "engine text leaked"
+    );
     advance(31.0).await;
     wait_gone(&app, &id).await;
 }

@@ -75,10 +75,11 @@ async fn forward(relay: &Arc<Relay>, mut request: Request) -> Result<Response, A
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let outbound = outbound_request(relay, request, upgrade)?;
     let mut response = relay.client.request(outbound).await.map_err(|e| {
-        ApiError::new(
+        ApiError::internal(
             StatusCode::BAD_GATEWAY,
             codes::UNKNOWN,
-            format!("The edge proxy at {} did not answer: {e}", relay.edge),
+            "The server proxy could not reach the edge proxy.",
+            &e,
         )
     })?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS

@@ -255,7 +255,7 @@ impl FakeRuntime {
         let mut world = self.world.lock();
         let sandbox = world.sandbox_mut(id)?;
         if sandbox.state != from {
-            return Err(RuntimeError::Conflict(format!(
+            return Err(RuntimeError::conflict(format!(
                 "cannot {what} a sandbox in state {:?}",
                 sandbox.state
             )));

@@ -209,6 +209,11 @@ impl ProcessEvent {
 }
 
 /// A runtime failure, classified by what the caller should do about it.
+///
+/// `Display` says what happened in product terms and is safe to show to
+/// clients; the engine's own text (which can name host resources, addresses
+/// and container ids) is only reachable through [`std::error::Error::source`],
+/// for logs.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The engine has no such sandbox.
@@ -218,31 +223,97 @@ pub enum RuntimeError {
         id: SandboxId,
     },
     /// The engine refused because of the object's current state.
-    #[error("{0}")]
-    Conflict(String),
+    #[error("the runtime refused because of the sandbox's current state")]
+    Conflict(#[source] Detail),
     /// The engine cannot be reached; retrying later may succeed.
-    #[error("runtime unavailable: {0}")]
-    Unavailable(String),
-    /// The request cannot be satisfied by this runtime; `code` is the wire code.
+    #[error("the container runtime is unavailable; retry later")]
+    Unavailable(#[source] Detail),
+    /// The request cannot be satisfied by this runtime.
     #[error("{message}")]
     InvalidSpec {
-        /// Error code, e.g. `VOLUME::HOST_PATH_NOT_ALLOWED`.
-        code: &'static str,
+        /// Which rule the request breaks.
+        rule: SpecRule,
         /// What is wrong, naming the field.
         message: String,
+    },
+    /// This build or configuration cannot drive the runtime at all.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The image cannot be made available.
+    #[error("image {image} cannot be pulled ({problem})")]
+    ImagePull {
+        /// The image reference.
+        image: String,
+        /// Why, as far as the registry says.
+        problem: PullProblem,
+        /// The engine's text.
+        #[source]
+        detail: Detail,
     },
     /// The answer is not known yet (an endpoint while still provisioning).
     #[error("not ready: {0}")]
     NotReady(String),
     /// Any other engine failure.
-    #[error(transparent)]
-    Backend(Box<dyn std::error::Error + Send + Sync>),
+    #[error("the container runtime failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// The rule a request breaks on this runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecRule {
+    /// A field or feature this runtime does not offer.
+    Unsupported,
+    /// A host path outside the allow-list.
+    HostPathNotAllowed,
+    /// A subPath that leaves its volume.
+    SubPathOutsideVolume,
+    /// A named volume that must exist and does not.
+    VolumeNotFound,
+    /// A subPath on a volume whose driver cannot offer one.
+    SubPathUnsupportedDriver,
+}
+
+/// Why an image pull failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PullProblem {
+    /// The registry refused the credentials.
+    #[error("the registry answered unauthorized: check image.auth username and password")]
+    Unauthorized,
+    /// No such image or tag.
+    #[error("no such image or tag in the registry")]
+    NotFound,
+    /// Anything else (unreachable registry, broken layer).
+    #[error("the registry or the engine failed to provide it")]
+    Other,
+}
+
+/// An engine's own text, kept for logs only.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Detail(pub String);
 
 impl RuntimeError {
     /// A backend error from a message.
     pub fn backend(message: impl Into<String>) -> Self {
         Self::Backend(message.into().into())
+    }
+
+    /// A state conflict, with the engine's text for the log.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict(Detail(detail.into()))
+    }
+
+    /// An unreachable engine, with the reason for the log.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable(Detail(detail.into()))
+    }
+
+    /// A request this runtime cannot serve.
+    pub fn invalid_spec(rule: SpecRule, message: impl Into<String>) -> Self {
+        Self::InvalidSpec {
+            rule,
+            message: message.into(),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use sandgate_shared::ids::SandboxId;
 use sandgate_shared::time::Timestamp;
 
 use super::diagnostics::{history_line, runtime_line};
-use super::error::SandboxError;
+use super::error::{Operation, SandboxError};
 use super::query::parse_number;
 use super::request::Problem;
 use super::service::SandboxService;
@@ -326,11 +326,7 @@ impl SandboxService {
     }
 
     fn query_failed(&self, action: &str, id: &SandboxId, source: RuntimeError) -> SandboxError {
-        SandboxError::Runtime {
-            code: self.codes().query_failed(),
-            action: format!("{action} sandbox {id}"),
-            source,
-        }
+        self.runtime_failed(Operation::Query, format!("{action} sandbox {id}"), source)
     }
 }
 

@@ -7,7 +7,7 @@ use sandgate_shared::api::DiagnosticContent;
 use super::error::SandboxError;
 use super::request::Problem;
 use super::service::SandboxService;
-use crate::error::{codes, error_chain};
+use crate::error::codes;
 use crate::runtime::{LogWindow, ProcessEvent};
 use crate::store::StatusEvent;
 
@@ -110,10 +110,9 @@ impl SandboxService {
                     text
                 });
             }
-            Err(error) => collected.warnings.push(format!(
-                "container output unavailable: {}",
-                error_chain(&error)
-            )),
+            Err(error) => collected
+                .warnings
+                .push(format!("container output unavailable: {error}")),
         }
     }
 
@@ -146,10 +145,9 @@ impl SandboxService {
                     .map(|e| format!("{}\n", runtime_line(e)))
                     .collect(),
             ),
-            Err(error) => collected.warnings.push(format!(
-                "runtime events unavailable: {}",
-                error_chain(&error)
-            )),
+            Err(error) => collected
+                .warnings
+                .push(format!("runtime events unavailable: {error}")),
         }
     }
 }

@@ -1,11 +1,39 @@
-//! Domain errors of sandbox operations, each carrying its wire code.
-
-use axum::http::StatusCode;
+//! Domain errors of sandbox operations: what happened, never how it is
+//! answered over HTTP (that mapping lives in [`crate::error`]).
 
 use super::request::Problem;
-use crate::error::{ApiError, codes, error_chain};
-use crate::runtime::RuntimeError;
+use crate::runtime::{RuntimeError, RuntimeKind};
 use crate::store::StoreError;
+
+/// What a sandbox operation was doing when the runtime failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Checking a create request against the runtime.
+    Check,
+    /// Freezing a sandbox.
+    Pause,
+    /// Thawing a sandbox.
+    Resume,
+    /// Removing a sandbox.
+    Delete,
+    /// Resolving where a sandbox port is reached.
+    ResolveEndpoint,
+    /// Reading what the runtime holds (list, logs, inspect).
+    Query,
+}
+
+/// What about the sandbox's state is in the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The state machine does not allow the step.
+    State,
+    /// Pausing needs a running sandbox.
+    NotRunning,
+    /// Resuming needs a paused sandbox.
+    NotPaused,
+    /// Renewal of a sandbox without automatic expiration.
+    NoExpiration,
+}
 
 /// Why a sandbox operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -13,20 +41,22 @@ pub enum SandboxError {
     /// No such sandbox.
     #[error("Sandbox {id} not found.")]
     NotFound {
-        /// Engine-specific code.
-        code: &'static str,
+        /// The engine the service drives.
+        engine: RuntimeKind,
         /// The id asked for.
         id: String,
     },
-    /// The request breaks one or more rules (400).
+    /// The request breaks one or more rules.
     #[error("{}", join(.0))]
     Invalid(Vec<Problem>),
-    /// The sandbox's state does not allow the operation (409).
+    /// The sandbox's state does not allow the operation.
     #[error("{message}")]
     Conflict {
-        /// Wire code.
-        code: &'static str,
         /// What is in the way.
+        reason: Conflict,
+        /// The engine the service drives.
+        engine: RuntimeKind,
+        /// What is in the way, for people.
         message: String,
     },
     /// The snapshot to restore does not exist.
@@ -35,12 +65,14 @@ pub enum SandboxError {
         /// The snapshot id.
         id: String,
     },
-    /// The runtime failed; `code` is the operation's engine-specific code.
+    /// The runtime failed during `operation`.
     #[error("{action} failed: {source}")]
     Runtime {
-        /// Wire code for an engine failure of this operation.
-        code: &'static str,
-        /// What was being done ("pausing sandbox X").
+        /// What was being done.
+        operation: Operation,
+        /// The engine the service drives.
+        engine: RuntimeKind,
+        /// What was being done, for people ("pausing sandbox X").
         action: String,
         /// The runtime's error.
         #[source]
@@ -60,74 +92,8 @@ fn join(problems: &[Problem]) -> String {
 }
 
 impl SandboxError {
-    /// A single-problem 400.
+    /// A single-problem validation error.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid(vec![Problem::new(code, message)])
-    }
-}
-
-impl From<SandboxError> for ApiError {
-    fn from(error: SandboxError) -> Self {
-        match error {
-            SandboxError::NotFound { code, .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, code, error.to_string())
-            }
-            SandboxError::Invalid(ref problems) => {
-                let code = problems
-                    .first()
-                    .map_or(codes::INVALID_PARAMETER, |p| p.code);
-                ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
-            }
-            SandboxError::Conflict { code, message } => {
-                ApiError::new(StatusCode::CONFLICT, code, message)
-            }
-            SandboxError::SnapshotNotFound { .. } => ApiError::new(
-                StatusCode::NOT_FOUND,
-                codes::SNAPSHOT_NOT_FOUND,
-                error.to_string(),
-            ),
-            SandboxError::Runtime {
-                code,
-                action,
-                source,
-            } => runtime_error(code, &action, source),
-            SandboxError::Store(source) => ApiError::internal(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                codes::STORE_FAILED,
-                "The state store failed; the change was not made.",
-                &source,
-            ),
-        }
-    }
-}
-
-fn runtime_error(code: &'static str, action: &str, source: RuntimeError) -> ApiError {
-    match source {
-        RuntimeError::InvalidSpec { code, message } => {
-            ApiError::new(StatusCode::BAD_REQUEST, code, message)
-        }
-        RuntimeError::Conflict(message) => ApiError::new(
-            StatusCode::CONFLICT,
-            code,
-            format!("{action} failed: {message}"),
-        ),
-        RuntimeError::NotReady(message) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            format!("{action}: not ready yet ({message}); retry shortly"),
-        ),
-        RuntimeError::Unavailable(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            format!("{action} failed: {}", error_chain(&source)),
-        ),
-        RuntimeError::NotFound { .. } | RuntimeError::Backend(_) => {
-            tracing::error!(error.code = code, error = %error_chain(&source), "{action} failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                code,
-                format!("{action} failed: {}", error_chain(&source)),
-            )
-        }
     }
 }

@@ -7,11 +7,10 @@ use sandgate_shared::api::SandboxState;
 use sandgate_shared::ids::SandboxId;
 use tokio_util::sync::CancellationToken;
 
-use super::error::SandboxError;
+use super::error::{Conflict, Operation, SandboxError};
 use super::model::{SandboxRecord, reason};
 use super::service::{Provisioning, SandboxService, failed_provisioning};
 use super::state::Transition;
-use crate::error::codes;
 use crate::runtime::{
     ObservedState, Progress, Provisioned, RegistryAuth, RuntimeError, RuntimeEvent,
 };
@@ -134,7 +133,7 @@ impl SandboxService {
             Ok(ObservedState::Exited { code, oom_killed }) => {
                 let (transition, why, message) = exit_outcome(code, oom_killed);
                 tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, exit.code = code, "sandbox exited right after starting");
-                self.transition(record, transition, why, message, codes::INVALID_STATE)
+                self.transition(record, transition, why, message, Conflict::State)
             }
             Ok(_) => {
                 tracing::info!(sandbox.id = %id, duration_ms = elapsed_ms, "sandbox is running");
@@ -144,18 +143,18 @@ impl SandboxService {
                     Transition::Provisioned,
                     reason::RUNNING,
                     "Sandbox is running.",
-                    codes::INVALID_STATE,
+                    Conflict::State,
                 )
             }
             Err(error) => {
-                let message = format!("Provisioning failed: {}", crate::error::error_chain(&error));
-                tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, error = %message, "sandbox failed to provision");
+                let message = format!("Provisioning failed: {error}");
+                tracing::warn!(sandbox.id = %id, duration_ms = elapsed_ms, error = %crate::error::error_chain(&error), "sandbox failed to provision");
                 self.transition(
                     record,
                     Transition::Fail,
                     reason::PROVISIONING_ERROR,
                     message,
-                    codes::INVALID_STATE,
+                    Conflict::State,
                 )
             }
         }
@@ -194,7 +193,7 @@ impl SandboxService {
             Transition::BeginStop,
             cause.reason(),
             cause.message(),
-            codes::INVALID_STATE,
+            Conflict::State,
         )?;
         let record = self.commit(stopping, true).await?;
         self.stop_provisioning(&record.id).await;
@@ -208,11 +207,7 @@ impl SandboxService {
                 self.inner.scheduler.set(&record.id, Some(retry));
             }
             let action = format!("deleting sandbox {}", record.id);
-            return Err(SandboxError::Runtime {
-                code: self.inner.codes.delete_failed(),
-                action,
-                source,
-            });
+            return Err(self.runtime_failed(Operation::Delete, action, source));
         }
         self.inner.store.remove(&record.id).await?;
         self.inner.registry.remove(&record.id);
@@ -320,7 +315,7 @@ impl SandboxService {
             return;
         }
         tracing::warn!(sandbox.id = %id, state.reason = why, "{message}");
-        let next = self.transition(&record, transition, why, message, codes::INVALID_STATE);
+        let next = self.transition(&record, transition, why, message, Conflict::State);
         if let Err(error) = self.commit_logged(next).await {
             tracing::error!(sandbox.id = %id, %error, "cannot record a runtime-reported change");
         }
@@ -335,7 +330,7 @@ impl SandboxService {
             Transition::Fail,
             reason::RUNTIME_LOST,
             message,
-            codes::INVALID_STATE,
+            Conflict::State,
         )?;
         self.commit(next, true).await.map(|_| ())
     }

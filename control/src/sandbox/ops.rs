@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sandgate_shared::api::{Endpoint, SandboxState};
 use sandgate_shared::time::Timestamp;
 
-use super::error::SandboxError;
+use super::error::{Conflict, Operation, SandboxError};
 use super::labels;
 use super::model::{SandboxRecord, reason};
 use super::request::Problem;
@@ -32,15 +32,14 @@ struct FreezeOp {
     begin: (Transition, &'static str, &'static str),
     done: (Transition, &'static str, &'static str),
     failed: (Transition, &'static str, &'static str),
-    conflict_code: &'static str,
-    failure_code: &'static str,
+    conflict: Conflict,
+    operation: Operation,
     verb: &'static str,
 }
 
 impl SandboxService {
     /// Freezes a running sandbox.
     pub async fn pause(&self, id: &str) -> Result<(), SandboxError> {
-        let codes = self.inner.codes;
         let op = FreezeOp {
             begin: (
                 Transition::BeginPause,
@@ -53,8 +52,8 @@ impl SandboxService {
                 reason::RUNNING,
                 "Pause failed; the sandbox is still running",
             ),
-            conflict_code: codes.not_running(),
-            failure_code: codes.pause_failed(),
+            conflict: Conflict::NotRunning,
+            operation: Operation::Pause,
             verb: "pausing",
         };
         self.freeze_op(id, op).await
@@ -62,7 +61,6 @@ impl SandboxService {
 
     /// Unfreezes a paused sandbox.
     pub async fn resume(&self, id: &str) -> Result<(), SandboxError> {
-        let codes = self.inner.codes;
         let op = FreezeOp {
             begin: (
                 Transition::BeginResume,
@@ -75,8 +73,8 @@ impl SandboxService {
                 reason::PAUSED,
                 "Resume failed; the sandbox is still paused",
             ),
-            conflict_code: codes.not_paused(),
-            failure_code: codes.resume_failed(),
+            conflict: Conflict::NotPaused,
+            operation: Operation::Resume,
             verb: "resuming",
         };
         self.freeze_op(id, op).await
@@ -86,7 +84,7 @@ impl SandboxService {
     async fn freeze_op(&self, id: &str, op: FreezeOp) -> Result<(), SandboxError> {
         let (_guard, record) = self.lock(id).await?;
         let (transition, why, message) = op.begin;
-        let begun = self.transition(&record, transition, why, message, op.conflict_code)?;
+        let begun = self.transition(&record, transition, why, message, op.conflict)?;
         let record = self.commit(begun, true).await?;
         let outcome = if op.begin.0 == Transition::BeginPause {
             self.inner.runtime.pause(&record.id).await
@@ -96,20 +94,16 @@ impl SandboxService {
         match outcome {
             Ok(()) => {
                 let (transition, why, message) = op.done;
-                let done = self.transition(&record, transition, why, message, op.conflict_code)?;
+                let done = self.transition(&record, transition, why, message, op.conflict)?;
                 self.commit(done, true).await.map(|_| ())
             }
             Err(source) => {
                 let (transition, why, message) = op.failed;
                 let message = format!("{message}: {source}");
-                let back = self.transition(&record, transition, why, message, op.conflict_code)?;
+                let back = self.transition(&record, transition, why, message, op.conflict)?;
                 self.commit(back, true).await?;
                 let action = format!("{} sandbox {}", op.verb, record.id);
-                Err(SandboxError::Runtime {
-                    code: op.failure_code,
-                    action,
-                    source,
-                })
+                Err(self.runtime_failed(op.operation, action, source))
             }
         }
     }
@@ -130,7 +124,8 @@ impl SandboxService {
         }
         if record.expires_at.is_none() {
             return Err(SandboxError::Conflict {
-                code: codes::INVALID_EXPIRATION,
+                reason: Conflict::NoExpiration,
+                engine: self.inner.engine,
                 message: format!(
                     "Sandbox {} does not have automatic expiration enabled.",
                     record.id
@@ -139,7 +134,8 @@ impl SandboxService {
         }
         if record.status.state == SandboxState::Stopping {
             return Err(SandboxError::Conflict {
-                code: codes::INVALID_STATE,
+                reason: Conflict::State,
+                engine: self.inner.engine,
                 message: format!(
                     "Sandbox {} is being deleted; it cannot be renewed.",
                     record.id
@@ -292,11 +288,11 @@ impl SandboxService {
     }
 
     fn endpoint_error(&self, record: &SandboxRecord, source: RuntimeError) -> SandboxError {
-        SandboxError::Runtime {
-            code: self.inner.codes.endpoint_unavailable(),
-            action: format!("resolving an endpoint of sandbox {}", record.id),
+        self.runtime_failed(
+            Operation::ResolveEndpoint,
+            format!("resolving an endpoint of sandbox {}", record.id),
             source,
-        }
+        )
     }
 }
 

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use sandgate_shared::api::SandboxState;
 use sandgate_shared::ids::SandboxId;
 
-use super::error::SandboxError;
+use super::error::{Conflict, Operation, SandboxError};
 use super::lifecycle::{DeleteCause, exit_outcome};
 use super::model::{Resources, SandboxRecord, SandboxSpec, Source, Status, reason};
 use super::service::SandboxService;
 use super::state::Transition;
-use crate::error::codes;
 use crate::runtime::{ObservedState, RuntimeSandbox};
 
 /// What to do with labelled runtime objects the store does not know.
@@ -63,16 +62,9 @@ impl SandboxService {
 
     /// Compares the registry with the runtime's list and fixes differences.
     pub async fn reconcile(&self) -> Result<ReconcileReport, SandboxError> {
-        let listed = self
-            .inner
-            .runtime
-            .list()
-            .await
-            .map_err(|source| SandboxError::Runtime {
-                code: self.inner.codes.query_failed(),
-                action: "listing the runtime's sandboxes".to_owned(),
-                source,
-            })?;
+        let listed = self.inner.runtime.list().await.map_err(|source| {
+            self.runtime_failed(Operation::Query, "listing the runtime's sandboxes", source)
+        })?;
         let mut observed: HashMap<SandboxId, RuntimeSandbox> =
             listed.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut report = ReconcileReport::default();
@@ -137,8 +129,7 @@ impl SandboxService {
             (_, ObservedState::Creating) => return Ok(()),
             (_, ObservedState::Exited { code, oom_killed }) => {
                 let (transition, why, message) = exit_outcome(code, oom_killed);
-                let next =
-                    self.transition(record, transition, why, message, codes::INVALID_STATE)?;
+                let next = self.transition(record, transition, why, message, Conflict::State)?;
                 report.corrected += 1;
                 return self.commit(next, true).await.map(|_| ());
             }
@@ -162,7 +153,7 @@ impl SandboxService {
                 "Sandbox is running (found so by reconciliation).",
             ),
         };
-        let next = self.transition(record, transition, why, message, codes::INVALID_STATE)?;
+        let next = self.transition(record, transition, why, message, Conflict::State)?;
         report.corrected += 1;
         self.commit(next, true).await.map(|_| ())
     }
@@ -180,7 +171,7 @@ impl SandboxService {
                 Transition::Fail,
                 reason::PROVISIONING_ERROR,
                 message,
-                codes::INVALID_STATE,
+                Conflict::State,
             )?;
             return self.commit(next, true).await.map(|_| ());
         }

@@ -18,16 +18,15 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::error::SandboxError;
+use super::error::{Conflict, Operation, SandboxError};
 use super::model::{SandboxRecord, Source, Status, reason};
 use super::query::ListQuery;
 use super::registry::Registry;
 use super::request::{CreateRules, CreateSandboxBody};
 use super::state::{self, Transition};
 use crate::clock::Clock;
-use crate::error::EngineCodes;
 use crate::metrics::Metrics;
-use crate::runtime::{ProvisionRequest, Runtime};
+use crate::runtime::{ProvisionRequest, Runtime, RuntimeError, RuntimeKind};
 use crate::store::{StatusEvent, Store};
 use crate::ttl::Scheduler;
 
@@ -73,7 +72,7 @@ pub(super) struct Inner {
     pub(super) scheduler: Scheduler,
     pub(super) clock: Clock,
     pub(super) settings: ServiceSettings,
-    pub(super) codes: EngineCodes,
+    pub(super) engine: RuntimeKind,
     pub(super) metrics: Arc<Metrics>,
     pub(super) provisioning: Mutex<HashMap<SandboxId, Provisioning>>,
     /// Engine events that arrived while provisioning still owned the sandbox.
@@ -113,7 +112,7 @@ pub struct ServiceParts {
 impl SandboxService {
     /// Builds the service. Call [`SandboxService::restore`] before serving.
     pub fn new(parts: ServiceParts) -> Self {
-        let codes = EngineCodes(parts.runtime.kind());
+        let engine = parts.runtime.kind();
         let inner = Inner {
             runtime: parts.runtime,
             store: parts.store,
@@ -121,7 +120,7 @@ impl SandboxService {
             scheduler: parts.scheduler,
             clock: parts.clock,
             settings: parts.settings,
-            codes,
+            engine,
             metrics: parts.metrics,
             provisioning: Mutex::default(),
             deferred: Mutex::default(),
@@ -156,9 +155,24 @@ impl SandboxService {
         self.inner.scheduler.deadline(id)
     }
 
-    /// The engine-specific error codes in use.
-    pub fn codes(&self) -> EngineCodes {
-        self.inner.codes
+    /// Which engine the service drives.
+    pub fn engine(&self) -> RuntimeKind {
+        self.inner.engine
+    }
+
+    /// The runtime failed while doing `action` as part of `operation`.
+    pub(super) fn runtime_failed(
+        &self,
+        operation: Operation,
+        action: impl Into<String>,
+        source: RuntimeError,
+    ) -> SandboxError {
+        SandboxError::Runtime {
+            operation,
+            engine: self.inner.engine,
+            action: action.into(),
+            source,
+        }
     }
 
     /// Validates and durably records a new sandbox, then provisions it in
@@ -176,10 +190,12 @@ impl SandboxService {
         self.inner
             .runtime
             .check_spec(&valid.spec)
-            .map_err(|source| SandboxError::Runtime {
-                code: crate::error::codes::INVALID_PARAMETER,
-                action: "checking the request against the runtime".to_owned(),
-                source,
+            .map_err(|source| {
+                self.runtime_failed(
+                    Operation::Check,
+                    "checking the request against the runtime",
+                    source,
+                )
             })?;
         if valid.spec.secure_access && self.inner.settings.ingress.gateway.is_none() {
             return Err(SandboxError::invalid(
@@ -232,7 +248,7 @@ impl SandboxService {
 
     pub(super) fn not_found(&self, id: &str) -> SandboxError {
         SandboxError::NotFound {
-            code: self.inner.codes.not_found(),
+            engine: self.inner.engine,
             id: id.to_owned(),
         }
     }
@@ -279,18 +295,19 @@ impl SandboxService {
         Ok(record)
     }
 
-    /// Applies a state-machine transition; an illegal one is a 409 with `code`.
+    /// Applies a state-machine transition; an illegal one is a `conflict`.
     pub(super) fn transition(
         &self,
         record: &SandboxRecord,
         transition: Transition,
         reason: &str,
         message: impl Into<String>,
-        conflict_code: &'static str,
+        conflict: Conflict,
     ) -> Result<SandboxRecord, SandboxError> {
         let to =
             state::next(record.status.state, transition).map_err(|_| SandboxError::Conflict {
-                code: conflict_code,
+                reason: conflict,
+                engine: self.inner.engine,
                 message: format!(
                     "Sandbox {} is {}; cannot {} it.",
                     record.id,

@@ -14,7 +14,7 @@ pub(super) fn classify(id: &SandboxId, error: DockerError) -> RuntimeError {
         DockerError::DockerResponseServerError {
             status_code: 409,
             message,
-        } => RuntimeError::Conflict(message.clone()),
+        } => RuntimeError::conflict(message.clone()),
         _ => general(error),
     }
 }
@@ -25,7 +25,7 @@ pub(super) fn general(error: DockerError) -> RuntimeError {
         DockerError::HyperResponseError { .. }
         | DockerError::IOError { .. }
         | DockerError::RequestTimeoutError
-        | DockerError::SocketNotFoundError(_) => RuntimeError::Unavailable(error.to_string()),
+        | DockerError::SocketNotFoundError(_) => RuntimeError::unavailable(error.to_string()),
         other => RuntimeError::Backend(Box::new(other)),
     }
 }

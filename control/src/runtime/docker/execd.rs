@@ -65,7 +65,7 @@ async fn extract(docker: &Docker, image: &str, progress: &Progress) -> Result<By
         .create_container(Some(options), body)
         .await
         .map_err(|e| {
-            RuntimeError::Unavailable(format!(
+            RuntimeError::unavailable(format!(
                 "cannot create the execd helper container from {image}: {e}"
             ))
         })?;

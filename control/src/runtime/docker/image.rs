@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::errors;
-use crate::runtime::{Progress, RegistryAuth, RuntimeError};
+use crate::runtime::{Detail, Progress, PullProblem, RegistryAuth, RuntimeError};
 
 /// How often pull progress is reported.
 const REPORT_EVERY: Duration = Duration::from_millis(250);
@@ -73,14 +73,19 @@ async fn pull(
 }
 
 fn pull_error(uri: &str, detail: &str) -> RuntimeError {
-    let hint = if detail.contains("unauthorized") || detail.contains("no basic auth credentials") {
-        " (the registry refused the credentials: check image.auth username and password)"
+    let problem = if detail.contains("unauthorized") || detail.contains("no basic auth credentials")
+    {
+        PullProblem::Unauthorized
     } else if detail.contains("not found") || detail.contains("manifest unknown") {
-        " (no such image or tag in the registry)"
+        PullProblem::NotFound
     } else {
-        ""
+        PullProblem::Other
     };
-    RuntimeError::backend(format!("cannot pull image {uri}: {detail}{hint}"))
+    RuntimeError::ImagePull {
+        image: uri.to_owned(),
+        problem,
+        detail: Detail(detail.to_owned()),
+    }
 }
 
 /// Rewrites `X-Registry-Auth` to URL-safe base64.

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     EventSink, LogWindow, ProcessEvent, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint,
-    Runtime, RuntimeError, RuntimeKind, RuntimeSandbox,
+    Runtime, RuntimeError, RuntimeKind, RuntimeSandbox, SpecRule,
 };
 use crate::config::DEFAULT_DROP_CAPABILITIES;
 use crate::sandbox::model::{SandboxSpec, Source};
@@ -117,7 +117,7 @@ impl DockerRuntime {
                     .with_request_modifier(image::url_safe_registry_auth)
             })
             .map_err(|e| {
-                RuntimeError::Unavailable(format!("cannot set up a Docker client: {e}"))
+                RuntimeError::unavailable(format!("cannot set up a Docker client: {e}"))
             })?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
@@ -309,7 +309,7 @@ impl DockerRuntime {
 fn unreachable(error: bollard::errors::Error) -> RuntimeError {
     let host =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
-    RuntimeError::Unavailable(format!(
+    RuntimeError::unavailable(format!(
         "no Docker engine answers at {host} ({error}); start dockerd or point DOCKER_HOST at a running engine"
     ))
 }
@@ -327,9 +327,8 @@ impl Runtime for DockerRuntime {
     }
 
     fn check_spec(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
-        let unsupported = |field: &str, why: &str| RuntimeError::InvalidSpec {
-            code: crate::error::codes::INVALID_PARAMETER,
-            message: format!("{field}: {why}"),
+        let unsupported = |field: &str, why: &str| {
+            RuntimeError::invalid_spec(SpecRule::Unsupported, format!("{field}: {why}"))
         };
         if spec.network_policy.is_some() {
             return Err(unsupported(

@@ -7,8 +7,7 @@ use bollard::Docker;
 use bollard::models::VolumeCreateRequest;
 
 use super::{errors, labels};
-use crate::error::codes;
-use crate::runtime::RuntimeError;
+use crate::runtime::{RuntimeError, SpecRule};
 use crate::sandbox::model::{VolumeBackend, VolumeSpec};
 
 /// Binds for the container, and what was created for it.
@@ -22,8 +21,8 @@ pub(super) struct Prepared {
     pub(super) created: Vec<String>,
 }
 
-fn rejected(code: &'static str, message: String) -> RuntimeError {
-    RuntimeError::InvalidSpec { code, message }
+fn rejected(rule: SpecRule, message: String) -> RuntimeError {
+    RuntimeError::invalid_spec(rule, message)
 }
 
 /// Checks every volume without changing anything (used before accepting).
@@ -36,7 +35,7 @@ pub(super) fn check(volumes: &[VolumeSpec], allowed: &[String]) -> Result<(), Ru
             VolumeBackend::Pvc { .. } => {}
             VolumeBackend::Ossfs { .. } => {
                 return Err(rejected(
-                    codes::INVALID_PARAMETER,
+                    SpecRule::Unsupported,
                     format!(
                         "volumes: {:?} uses ossfs, which the Docker runtime does not support; use host or pvc",
                         volume.name
@@ -80,7 +79,7 @@ pub(super) async fn prepare(
             }
             VolumeBackend::Ossfs { .. } => {
                 return Err(rejected(
-                    codes::INVALID_PARAMETER,
+                    SpecRule::Unsupported,
                     "ossfs is not supported on Docker".to_owned(),
                 ));
             }
@@ -130,7 +129,7 @@ pub(super) fn resolve_host(
         Ok(real)
     } else {
         Err(rejected(
-            codes::VOLUME_HOST_PATH_NOT_ALLOWED,
+            SpecRule::HostPathNotAllowed,
             format!(
                 "volumes: host path {} resolves to {}, which is outside storage.allowed_host_paths",
                 joined.display(),
@@ -192,7 +191,7 @@ async fn named_volume(
     }
     if !create {
         return Err(rejected(
-            "VOLUME::PVC_NOT_FOUND",
+            SpecRule::VolumeNotFound,
             format!("volumes: named volume {name:?} does not exist and createIfNotExists is false"),
         ));
     }
@@ -216,7 +215,7 @@ async fn volume_sub_path(docker: &Docker, name: &str, sub: &str) -> Result<Strin
     let volume = docker.inspect_volume(name).await.map_err(errors::general)?;
     if volume.driver != "local" || volume.mountpoint.is_empty() {
         return Err(rejected(
-            "VOLUME::PVC_SUBPATH_UNSUPPORTED_DRIVER",
+            SpecRule::SubPathUnsupportedDriver,
             format!(
                 "volumes: subPath needs a local-driver volume; {name:?} uses {:?}",
                 volume.driver
@@ -227,7 +226,7 @@ async fn volume_sub_path(docker: &Docker, name: &str, sub: &str) -> Result<Strin
     let target = normalize_push(root.clone(), Path::new(sub));
     if !target.starts_with(&root) {
         return Err(rejected(
-            codes::VOLUME_INVALID_SUB_PATH,
+            SpecRule::SubPathOutsideVolume,
             format!("volumes: subPath {sub:?} leaves volume {name:?}"),
         ));
     }
