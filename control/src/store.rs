@@ -6,6 +6,12 @@
 //! running are grouped into the next transaction (group commit), so a burst
 //! of creates costs one fsync, not one each. Reads happen once, at startup;
 //! afterwards the in-memory registry serves them.
+//!
+//! The files hold sandbox env values: they are private to the owner from
+//! their creation ([`private_files`]), and a store that cannot be written
+//! refuses to open rather than serve read-only.
+
+mod private_files;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -64,6 +70,34 @@ pub enum StoreError {
         /// The SQLite error, as text (one error is shared by the whole group).
         message: String,
     },
+    /// The store's directory is shared with other users (sticky or world-writable).
+    #[error(
+        "state directory {path} is shared with other users (mode {mode:o}); store.path must be in a directory of its own"
+    )]
+    SharedDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// A file or directory of the store cannot be made private to its owner.
+    #[error("cannot make {path} private to its owner: {source}")]
+    Permissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database opens but cannot be written.
+    #[error("state store {path} cannot be written: {source}")]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error of the test write.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// The writer thread is gone (the process is shutting down).
     #[error("state store writer has stopped")]
     Closed,
@@ -113,15 +147,12 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and returns the
-    /// handle plus every stored record.
+    /// handle plus every stored record. Fails when the store cannot be
+    /// written.
     pub fn open(path: &Path) -> Result<(Self, Vec<SandboxRecord>), StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
+        private_files::prepare(path)?;
         let conn = open_connection(path)?;
+        probe_write(&conn, path)?;
         let records = load_all(&conn, path)?;
         let (commands, receiver) = mpsc::channel();
         let owned_path = path.to_owned();
@@ -216,16 +247,24 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          CREATE INDEX IF NOT EXISTS sandbox_events_by_id ON sandbox_events (sandbox_id, seq);",
     )
     .map_err(sqlite(path))?;
-    restrict_permissions(path);
     Ok(conn)
 }
 
-/// The store holds sandbox env values: keep it private to the owner.
-fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-        tracing::warn!(store.path = %path.display(), %error, "cannot restrict the state store's permissions to 0600");
-    }
+/// One committed write, so a store SQLite opened read-only (file mode,
+/// read-only filesystem, full disk, a database from a newer format) fails
+/// now rather than on the first acknowledged change.
+fn probe_write(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, opened INTEGER NOT NULL);
+         INSERT INTO store_probe (id, opened) VALUES (1, 1)
+             ON CONFLICT (id) DO UPDATE SET opened = opened + 1;
+         COMMIT;",
+    )
+    .map_err(|source| StoreError::ReadOnly {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn load_all(conn: &Connection, path: &Path) -> Result<Vec<SandboxRecord>, StoreError> {
