@@ -40,6 +40,8 @@ pub struct AppOptions {
     pub routes_token: Option<String>,
     /// The edge proxy that serves server-proxy paths (`http://host:port`).
     pub edge_proxy: Option<axum::http::Uri>,
+    /// Allowed CORS origins and `Host` names.
+    pub web: crate::config::WebConfig,
 }
 
 /// Why the control plane could not start.
@@ -111,6 +113,7 @@ impl App {
                 .edge_proxy
                 .clone()
                 .map(|edge| Arc::new(crate::http::relay::Relay::new(edge))),
+            web: Arc::new(options.web.clone()),
         });
         Ok(Self {
             service,

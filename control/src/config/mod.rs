@@ -25,6 +25,7 @@ mod model;
 pub mod raw;
 mod validate;
 mod warnings;
+mod web;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub use model::{
 };
 pub use raw::RawConfig;
 pub use validate::{ConfigErrors, Problem, validate};
+pub use web::WebConfig;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -262,6 +262,8 @@ pub struct SandgateConfig {
     pub docker_stop_grace: Duration,
     /// `[sandgate.fake]`.
     pub fake: FakeConfig,
+    /// `sandgate.cors_allowed_origins` and `sandgate.allowed_hosts`.
+    pub web: super::web::WebConfig,
 }
 
 /// The value of `sandgate.orphan_policy`.

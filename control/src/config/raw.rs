@@ -388,6 +388,10 @@ pub struct RawSandgate {
     pub instance: Option<String>,
     /// Docker runtime: seconds between SIGTERM and SIGKILL when a sandbox is deleted, at least 0 (default 3).
     pub docker_stop_grace_seconds: Option<i64>,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the API with CORS (default none).
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Host names accepted in `Host` while authentication is off, besides IP addresses and `localhost` (default none).
+    pub allowed_hosts: Option<Vec<String>>,
     /// `[sandgate.fake]`: the in-memory runtime.
     #[serde(default)]
     pub fake: RawFake,

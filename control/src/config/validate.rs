@@ -327,6 +327,7 @@ fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> Sandgate
         orphan_policy: orphan_policy.unwrap_or(OrphanPolicy::Adopt),
         shutdown_grace: seconds(grace.unwrap_or(30)),
         fake: fake(raw.fake, env, p),
+        web: super::web::validate(raw.cors_allowed_origins, raw.allowed_hosts, p),
     }
 }
 

@@ -97,16 +97,20 @@ pub fn is_exempt(path: &str) -> bool {
         || sandgate_shared::route_key::parse_server_proxy_path(path).is_ok()
 }
 
-/// Rejects requests without the right key (CORS pre-flights pass).
+/// Rejects requests without the right key (CORS pre-flights pass). With
+/// auth off, rejects `Host` values a DNS-rebinding page could send instead.
 pub async fn require_api_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !state.auth.enabled()
-        || request.method() == Method::OPTIONS
-        || is_exempt(request.uri().path())
-    {
+    if !state.auth.enabled() {
+        return match super::web::check_host(&state.web, request.headers(), request.uri()) {
+            Ok(()) => next.run(request).await,
+            Err(error) => error.into_response(),
+        };
+    }
+    if request.method() == Method::OPTIONS || is_exempt(request.uri().path()) {
         return next.run(request).await;
     }
     let presented = request.headers().get(&API_KEY_HEADER).map(|v| v.as_bytes());

@@ -2,12 +2,16 @@
 //! the offending field.
 
 use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
 /// A JSON body parsed with field paths in errors (`resourceLimits.cpu: ...`).
+/// The request must declare a JSON content type: a web page can send
+/// `text/plain` (or no type) across origins without a CORS pre-flight,
+/// `application/json` it cannot.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -19,11 +23,36 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        require_json(request.headers())?;
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|e| ApiError::invalid(format!("request body: cannot be read: {e}")))?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// Accepts `application/json` and `application/*+json`, with parameters.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = headers.get(header::CONTENT_TYPE);
+    let essence = declared
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let json = essence.as_deref().is_some_and(|t| {
+        t == "application/json"
+            || t.strip_prefix("application/")
+                .is_some_and(|sub| sub.ends_with("+json") && !sub.contains('/'))
+    });
+    if json {
+        return Ok(());
+    }
+    let got = declared.map_or_else(
+        || "none".to_owned(),
+        |v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())),
+    );
+    Err(ApiError::invalid(format!(
+        "Content-Type: must be application/json (or an application/*+json type) for a JSON body (got {got})"
+    )))
 }
 
 /// Parses a JSON body; errors name the JSON path and the rule.

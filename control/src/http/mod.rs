@@ -2,8 +2,9 @@
 //! `/health`, `/metrics` and the API docs (`/openapi.json`, `/docs`,
 //! `/redoc`) at the root.
 //!
-//! Middleware, outermost first: request id + access log + metrics, CORS,
-//! API-key auth, then the router. Handlers only translate HTTP to
+//! Middleware, outermost first: request id + span + access log + metrics,
+//! CORS (configured origins only), API-key auth (or, with auth off, the
+//! `Host` check), then the router. Handlers only translate HTTP to
 //! [`SandboxService`](crate::sandbox::service::SandboxService) calls.
 
 pub mod auth;
@@ -14,13 +15,13 @@ pub mod relay;
 pub mod route_stream;
 pub mod sandboxes;
 pub mod system;
+pub mod web;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
 use axum::routing::{any, get, patch, post};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::{ApiError, codes};
 use crate::metrics::Metrics;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub route_access: route_stream::RouteStreamAccess,
     /// The relay to the edge proxy for server-proxy paths, if configured.
     pub relay: Option<Arc<relay::Relay>>,
+    /// Allowed CORS origins and `Host` names.
+    pub web: Arc<crate::config::WebConfig>,
 }
 
 /// The lifecycle routes, mounted twice.
@@ -105,23 +108,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_api_key,
         ))
-        .layer(cors())
+        .layer(web::cors(&state.web))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::request_context,
         ))
         .with_state(state)
-}
-
-/// Any origin, method and header, with credentials (origins are mirrored).
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods(tower_http::cors::AllowMethods::mirror_request())
-        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
-        .allow_credentials(true)
-        .expose_headers([middleware::REQUEST_ID.clone()])
-        .max_age(std::time::Duration::from_secs(600))
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -39,6 +39,7 @@ pub struct Knobs {
     pub clock: Option<Clock>,
     pub ingress: sandgate_control::ingress::Ingress,
     pub edge_proxy: Option<axum::http::Uri>,
+    pub web: sandgate_control::config::WebConfig,
 }
 
 impl Default for Knobs {
@@ -52,6 +53,7 @@ impl Default for Knobs {
             clock: None,
             ingress: Default::default(),
             edge_proxy: None,
+            web: Default::default(),
         }
     }
 }
@@ -80,6 +82,7 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(1),
             routes_token: Some("test-routes-token-0123456789".to_owned()),
             edge_proxy: knobs.edge_proxy.clone(),
+            web: knobs.web.clone(),
         };
         let app = App::start(options.clone(), fake.clone() as Arc<dyn Runtime>)
             .await
@@ -125,6 +128,12 @@ impl TestApp {
         headers: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, Value) {
         let mut request = Request::builder().method(method).uri(uri);
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
+            request = request.header("content-type", "application/json");
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -156,6 +165,7 @@ impl TestApp {
         let request = Request::builder()
             .method(method)
             .uri(uri)
+            .header("content-type", "application/json")
             .body(Body::from(body.to_owned()))
             .unwrap();
         let response = self.app.router.clone().oneshot(request).await.unwrap();
