@@ -205,7 +205,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match crate::http::middleware::current_request_id() {
             Some(id) if self.status.is_server_error() => {
-                format!("{} (request id {id})", self.message)
+                format!("{} (request id {id}).", self.message.trim_end_matches('.'))
             }
             _ => self.message,
         };
@@ -301,6 +301,8 @@ fn runtime_error(code: &'static str, action: &str, source: RuntimeError) -> ApiE
         }
         RuntimeError::NotFound { .. }
         | RuntimeError::ImagePull { .. }
+        | RuntimeError::SpecRejected(_)
+        | RuntimeError::EntrypointNotStartable { .. }
         | RuntimeError::Backend(_) => {
             ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, code, failed, &source)
         }

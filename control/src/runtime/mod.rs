@@ -250,6 +250,21 @@ pub enum RuntimeError {
         #[source]
         detail: Detail,
     },
+    /// The engine refused the sandbox's specification (a limit the host
+    /// cannot honour, a value only the engine checks).
+    #[error("the container runtime rejected the sandbox's specification")]
+    SpecRejected(#[source] Detail),
+    /// The sandbox's entry process cannot be started.
+    #[error(
+        "the entrypoint {program:?} cannot be started: it is missing from the image or not executable"
+    )]
+    EntrypointNotStartable {
+        /// The program, as the request named it.
+        program: String,
+        /// The engine's text.
+        #[source]
+        detail: Detail,
+    },
     /// The answer is not known yet (an endpoint while still provisioning).
     #[error("not ready: {0}")]
     NotReady(String),

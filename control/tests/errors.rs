@@ -1,0 +1,134 @@
+//! Engine and internal error text never reaches clients: bodies and status
+//! messages say what failed in product terms (5xx with the request id),
+//! against the real Docker engine and the server-proxy relay.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::docker::{DockerApp, busybox, docker};
+use common::{Knobs, TestApp};
+use serde_json::{Value, json};
+
+/// Text that only the engine or the host would write.
+const INTERNAL: [&str; 10] = [
+    "OCI",
+    "runc",
+    "shim",
+    "CPUs available",
+    "dial tcp",
+    "connection refused",
+    "127.0.0.1",
+    "Docker",
+    "daemon",
+    "lookup",
+];
+
+fn assert_clean(text: &str, extra: &[&str]) {
+    for needle in INTERNAL.iter().chain(extra) {
+        assert!(!text.contains(needle), "{needle:?} leaked: {text}");
+    }
+}
+
+/// A local port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn failed_message(app: &DockerApp, body: Value) -> Option<String> {
+    let (status, created) = app
+        .app
+        .call(Method::POST, "/v1/sandboxes", Some(body))
+        .await;
+    if status == StatusCode::BAD_REQUEST {
+        // Rejected at validation: also fine, as long as the text is ours.
+        assert_clean(&created.to_string(), &[]);
+        return None;
+    }
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let failed = app.app.wait_state(id, "Failed").await;
+    Some(failed["status"]["message"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn engine_failures_during_provisioning_are_described_in_product_terms() {
+    let app = DockerApp::start(|_| {}).await;
+
+    let missing = failed_message(&app, busybox(&["/no/such/program"])).await;
+    let message = missing.expect("a missing program is only found by the engine");
+    assert!(
+        message.contains("\"/no/such/program\" cannot be started"),
+        "{message}"
+    );
+    assert_clean(&message, &["stat "]);
+
+    let cpus = std::thread::available_parallelism().map_or(2, usize::from) + 1;
+    let mut greedy = busybox(&["sleep", "600"]);
+    greedy["resourceLimits"] = json!({"cpu": cpus.to_string(), "memory": "64Mi"});
+    if let Some(message) = failed_message(&app, greedy).await {
+        assert!(message.starts_with("Provisioning failed: "), "{message}");
+        assert_clean(&message, &[]);
+    }
+
+    let unreachable = format!("127.0.0.1:{}/sandgate/none:latest", closed_port());
+    let mut pull = busybox(&["sleep", "600"]);
+    pull["image"] = json!({"uri": unreachable});
+    let message = failed_message(&app, pull)
+        .await
+        .expect("pulls fail in the engine");
+    assert!(message.contains("cannot be pulled"), "{message}");
+    let without_image = message.replace(&unreachable, "<image>");
+    assert_clean(&without_image, &[]);
+}
+
+#[tokio::test]
+async fn an_engine_refusal_is_a_409_without_the_engines_text() {
+    let app = DockerApp::start(|_| {}).await;
+    let id = app.app.create("/v1", busybox(&["sleep", "600"])).await;
+    app.app.wait_state(&id, "Running").await;
+    let container_id = docker(&["inspect", "-f", "{{.Id}}", &format!("sandbox-{id}")]);
+    docker(&["pause", &format!("sandbox-{id}")]);
+    let (status, error) = app
+        .app
+        .call(Method::POST, &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_clean(
+        &error.to_string(),
+        &[&container_id, &container_id[..12], "already paused"],
+    );
+    docker(&["unpause", &format!("sandbox-{id}")]);
+}
+
+#[tokio::test]
+async fn a_relay_failure_names_no_address_and_carries_the_request_id() {
+    let edge: axum::http::Uri = format!("http://127.0.0.1:{}", closed_port())
+        .parse()
+        .unwrap();
+    let app = TestApp::start(Knobs {
+        edge_proxy: Some(edge),
+        ..Knobs::default()
+    })
+    .await;
+    let (status, headers, error) = app
+        .call_with(
+            Method::GET,
+            "/v1/sandboxes/abc/proxy/8080/x",
+            None,
+            &[("x-request-id", "relay-failure-1")],
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("GENERAL::UNKNOWN_ERROR"))
+    );
+    assert_eq!(headers["x-request-id"], "relay-failure-1");
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "The server proxy could not reach the edge proxy (request id relay-failure-1)."
+    );
+    assert_clean(message, &["client error", "hyper"]);
+}
