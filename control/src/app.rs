@@ -88,7 +88,7 @@ impl App {
         runtime.watch(events_tx);
         let service = SandboxService::new(ServiceParts {
             runtime,
-            store,
+            store: store.clone(),
             scheduler,
             clock: options.clock,
             settings: options.service,
@@ -114,6 +114,7 @@ impl App {
                 .clone()
                 .map(|edge| Arc::new(crate::http::relay::Relay::new(edge))),
             web: Arc::new(options.web.clone()),
+            store,
         });
         Ok(Self {
             service,

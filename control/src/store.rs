@@ -14,6 +14,8 @@
 mod private_files;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -137,6 +139,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Store {
     commands: mpsc::Sender<Command>,
+    failing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,15 +158,25 @@ impl Store {
         probe_write(&conn, path)?;
         let records = load_all(&conn, path)?;
         let (commands, receiver) = mpsc::channel();
+        let failing = Arc::new(AtomicBool::new(false));
         let owned_path = path.to_owned();
         thread::Builder::new()
             .name("sandgate-store".to_owned())
-            .spawn(move || writer_loop(conn, owned_path, receiver))
+            .spawn({
+                let failing = failing.clone();
+                move || writer_loop(conn, owned_path, receiver, &failing)
+            })
             .map_err(|source| StoreError::Directory {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok((Self { commands }, records))
+        Ok((Self { commands, failing }, records))
+    }
+
+    /// Whether the last grouped write failed (the store has become
+    /// unwritable since startup); `/health` reports it.
+    pub fn writes_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Durably writes `record` (and appends `event` to its history).
@@ -289,7 +302,12 @@ fn load_all(conn: &Connection, path: &Path) -> Result<Vec<SandboxRecord>, StoreE
     Ok(records)
 }
 
-fn writer_loop(mut conn: Connection, path: PathBuf, commands: mpsc::Receiver<Command>) {
+fn writer_loop(
+    mut conn: Connection,
+    path: PathBuf,
+    commands: mpsc::Receiver<Command>,
+    failing: &AtomicBool,
+) {
     while let Ok(first) = commands.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -298,15 +316,24 @@ fn writer_loop(mut conn: Connection, path: PathBuf, commands: mpsc::Receiver<Com
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &path, batch);
+        if let Some(ok) = commit_batch(&mut conn, &path, batch) {
+            let was_failing = failing.swap(!ok, Ordering::Relaxed);
+            if was_failing == ok {
+                let now = if ok { "succeed again" } else { "are failing" };
+                tracing::warn!(store.path = %path.display(), "state store writes {now}");
+            }
+        }
     }
 }
 
-fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>) {
+/// Commits the writes in `batch` and answers its reads; whether the writes
+/// committed (`None` without writes).
+fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>) -> Option<bool> {
     let (writes, reads): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .partition(|c| !matches!(c, Command::History { .. }));
     let result = apply_writes(conn, &writes).map_err(|e| e.to_string());
+    let committed = (!writes.is_empty()).then_some(result.is_ok());
     for command in writes {
         let outcome = result.clone().map_err(|message| StoreError::Commit {
             path: path.to_owned(),
@@ -324,6 +351,7 @@ fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>) {
             let _ = reply.send(read_history(conn, path, &id));
         }
     }
+    committed
 }
 
 fn apply_writes(conn: &mut Connection, writes: &[Command]) -> rusqlite::Result<()> {

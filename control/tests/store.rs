@@ -117,3 +117,60 @@ async fn a_store_that_cannot_be_written_stops_startup_naming_path_and_cause() {
     );
     assert!(text.contains("readonly"), "gives SQLite's cause: {text}");
 }
+
+#[tokio::test]
+async fn health_is_degraded_while_store_writes_fail_and_the_body_names_no_cause() {
+    let app = TestApp::start(Knobs::default()).await;
+    let health = |app: &TestApp| {
+        let app = app.app.router.clone();
+        async move {
+            use http_body_util::BodyExt;
+            use tower::ServiceExt;
+            let request = axum::http::Request::get("/health")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    assert_eq!(health(&app).await["status"], "healthy");
+    let db = app.options.store_path.clone();
+    let outside = rusqlite::Connection::open(&db).unwrap();
+    // Another writer makes every insert fail, as a failing disk would.
+    outside
+        .execute_batch(
+            "CREATE TRIGGER fail_inserts BEFORE INSERT ON sandboxes
+             BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+        )
+        .unwrap();
+    let (status, error) = app
+        .call(Method::POST, "/v1/sandboxes", Some(common::body()))
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("SANDBOX::STORE_FAILED")
+        )
+    );
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        !message.contains("disk on fire") && !message.contains(&db.display().to_string()),
+        "{message}"
+    );
+    let degraded = health(&app).await;
+    assert_eq!(
+        (
+            degraded["status"].as_str(),
+            degraded["storeStatus"].as_str()
+        ),
+        (
+            Some("degraded"),
+            Some("writes are failing: changes cannot be saved")
+        )
+    );
+    outside.execute_batch("DROP TRIGGER fail_inserts;").unwrap();
+    app.create("/v1", common::body()).await;
+    assert_eq!(health(&app).await["status"], "healthy");
+}

@@ -49,6 +49,8 @@ pub struct AppState {
     pub relay: Option<Arc<relay::Relay>>,
     /// Allowed CORS origins and `Host` names.
     pub web: Arc<crate::config::WebConfig>,
+    /// The state store, for `/health`.
+    pub store: crate::store::Store,
 }
 
 /// The lifecycle routes, mounted twice.

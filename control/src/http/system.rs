@@ -12,12 +12,14 @@ use super::AppState;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
-    /// `healthy`, or `degraded` when the runtime does not answer.
+    /// `healthy`, or `degraded` when the runtime does not answer or the store cannot be written.
     pub status: &'static str,
     /// The configured runtime (`docker`).
     pub runtime: &'static str,
     /// `ok`, or why the runtime does not answer.
     pub runtime_status: String,
+    /// `ok`, or that writes to the state store are failing.
+    pub store_status: &'static str,
 }
 
 #[utoipa::path(
@@ -44,10 +46,20 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
             "the runtime did not answer within 2s".to_owned(),
         ),
     };
+    let store_status = if state.store.writes_failing() {
+        "writes are failing: changes cannot be saved"
+    } else {
+        "ok"
+    };
     Json(Health {
-        status,
+        status: if store_status == "ok" {
+            status
+        } else {
+            "degraded"
+        },
         runtime: runtime.kind().as_str(),
         runtime_status,
+        store_status,
     })
 }
 
