@@ -174,3 +174,37 @@ async fn health_is_degraded_while_store_writes_fail_and_the_body_names_no_cause(
     app.create("/v1", common::body()).await;
     assert_eq!(health(&app).await["status"], "healthy");
 }
+
+#[tokio::test]
+async fn the_fake_engines_state_file_is_private_too() {
+    use sandgate_control::runtime::fake::{FakeRuntime, FakeSettings};
+    let base = TestApp::start(Knobs::default()).await;
+    let state_file = base.dir.path().join("engine.json");
+    std::fs::write(state_file.with_extension("tmp"), b"{}").unwrap();
+    std::fs::set_permissions(
+        state_file.with_extension("tmp"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let fake = Arc::new(
+        FakeRuntime::new(FakeSettings {
+            state_file: Some(state_file.clone()),
+            ..FakeSettings::default()
+        })
+        .unwrap(),
+    );
+    let mut options = base.options.clone();
+    options.store_path = base.dir.path().join("second/state.db");
+    let app = App::start(options.clone(), fake.clone() as Arc<dyn Runtime>)
+        .await
+        .unwrap();
+    let app = TestApp {
+        app,
+        fake,
+        dir: base.dir.clone(),
+        options,
+    };
+    let id = app.create("/v1", common::body()).await;
+    app.wait_state(&id, "Running").await;
+    assert_eq!(mode(&state_file), 0o600);
+}

@@ -280,9 +280,18 @@ fn load(path: &PathBuf) -> Result<HashMap<SandboxId, FakeSandbox>, RuntimeError>
 }
 
 fn save(path: &PathBuf, sandboxes: &HashMap<SandboxId, FakeSandbox>) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let text = serde_json::to_vec(sandboxes).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, text)?;
+    // Private like the state store it usually sits next to.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    std::io::Write::write_all(&mut file, &text)?;
     std::fs::rename(tmp, path)
 }
 
