@@ -316,24 +316,20 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        if let Some(ok) = commit_batch(&mut conn, &path, batch) {
-            let was_failing = failing.swap(!ok, Ordering::Relaxed);
-            if was_failing == ok {
-                let now = if ok { "succeed again" } else { "are failing" };
-                tracing::warn!(store.path = %path.display(), "state store writes {now}");
-            }
-        }
+        commit_batch(&mut conn, &path, batch, failing);
     }
 }
 
-/// Commits the writes in `batch` and answers its reads; whether the writes
-/// committed (`None` without writes).
-fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>) -> Option<bool> {
+/// Commits the writes in `batch`, records in `failing` whether they failed
+/// (before anyone is answered), and answers the reads.
+fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>, failing: &AtomicBool) {
     let (writes, reads): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .partition(|c| !matches!(c, Command::History { .. }));
     let result = apply_writes(conn, &writes).map_err(|e| e.to_string());
-    let committed = (!writes.is_empty()).then_some(result.is_ok());
+    if !writes.is_empty() {
+        record_outcome(failing, path, result.is_ok());
+    }
     for command in writes {
         let outcome = result.clone().map_err(|message| StoreError::Commit {
             path: path.to_owned(),
@@ -351,7 +347,15 @@ fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>) -> Opti
             let _ = reply.send(read_history(conn, path, &id));
         }
     }
-    committed
+}
+
+/// Flips the health flag, logging each change.
+fn record_outcome(failing: &AtomicBool, path: &Path, ok: bool) {
+    let was_failing = failing.swap(!ok, Ordering::Relaxed);
+    if was_failing == ok {
+        let now = if ok { "succeed again" } else { "are failing" };
+        tracing::warn!(store.path = %path.display(), "state store writes {now}");
+    }
 }
 
 fn apply_writes(conn: &mut Connection, writes: &[Command]) -> rusqlite::Result<()> {
