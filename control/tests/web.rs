@@ -182,6 +182,19 @@ async fn with_auth_off_only_ip_localhost_and_configured_hosts_are_served() {
         0,
         "nothing was created"
     );
+    let (status, _, _) = app
+        .call_with(
+            Method::GET,
+            "/internal/v1/routes",
+            None,
+            &[("Host", "sandgate-control")],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the route stream answers to its own token, whatever the Host"
+    );
     let guarded = app_with(web, Some("s3cret")).await;
     let (status, _, _) = guarded
         .call_with(

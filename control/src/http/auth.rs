@@ -12,15 +12,11 @@ use crate::error::{ApiError, codes};
 /// The header carrying the key.
 pub static API_KEY_HEADER: HeaderName = HeaderName::from_static("open-sandbox-api-key");
 
+/// The route stream, guarded by its own bearer token.
+const ROUTE_STREAM: &str = "/internal/v1/routes";
+
 /// Paths (prefixes, as OpenSandbox matches them) that never need the key.
-/// The route stream has its own bearer token.
-const EXEMPT_PREFIXES: [&str; 5] = [
-    "/health",
-    "/docs",
-    "/redoc",
-    "/openapi.json",
-    "/internal/v1/routes",
-];
+const EXEMPT_PREFIXES: [&str; 5] = ["/health", "/docs", "/redoc", "/openapi.json", ROUTE_STREAM];
 
 /// The configured key, kept only as a SHA-256 digest.
 #[derive(Clone)]
@@ -98,13 +94,14 @@ pub fn is_exempt(path: &str) -> bool {
 }
 
 /// Rejects requests without the right key (CORS pre-flights pass). With
-/// auth off, rejects `Host` values a DNS-rebinding page could send instead.
+/// auth off, rejects `Host` values a DNS-rebinding page could send instead
+/// (except on the route stream, which has its own bearer token).
 pub async fn require_api_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !state.auth.enabled() {
+    if !state.auth.enabled() && !request.uri().path().starts_with(ROUTE_STREAM) {
         return match super::web::check_host(&state.web, request.headers(), request.uri()) {
             Ok(()) => next.run(request).await,
             Err(error) => error.into_response(),
