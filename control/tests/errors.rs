@@ -132,3 +132,58 @@ async fn a_relay_failure_names_no_address_and_carries_the_request_id() {
     );
     assert_clean(message, &["client error", "hyper"]);
 }
+
+/// Log lines written while the test runs (on this thread).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_cause_is_logged_once_in_the_requests_span() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let edge: axum::http::Uri = format!("http://127.0.0.1:{}", closed_port())
+        .parse()
+        .unwrap();
+    let app = TestApp::start(Knobs {
+        edge_proxy: Some(edge),
+        ..Knobs::default()
+    })
+    .await;
+    let (status, _, _) = app
+        .call_with(
+            Method::GET,
+            "/v1/sandboxes/abc/proxy/8080/x",
+            None,
+            &[("x-request-id", "logged-once-7")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let causes: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("Connection refused"))
+        .collect();
+    assert_eq!(causes.len(), 1, "logged once: {text}");
+    assert!(
+        causes[0].contains("request{request.id=\"logged-once-7\"")
+            && causes[0].contains("error.code=\"GENERAL::UNKNOWN_ERROR\""),
+        "in the request's span, with the code: {}",
+        causes[0]
+    );
+}
