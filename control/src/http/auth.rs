@@ -10,7 +10,8 @@ use super::AppState;
 use crate::error::{ApiError, codes};
 
 /// The header carrying the key.
-pub static API_KEY_HEADER: HeaderName = HeaderName::from_static("open-sandbox-api-key");
+pub static API_KEY_HEADER: HeaderName =
+    HeaderName::from_static(sandgate_shared::headers::LIFECYCLE_API_KEY);
 
 /// Paths (prefixes, as OpenSandbox matches them) that never need the key.
 /// The route stream has its own bearer token.
