@@ -6,7 +6,8 @@
 //! sandbox state (holding requests to Pending sandboxes until the table
 //! changes), and rewrites the path for URI and server-proxy modes.
 //! `upstream_peer` hands pingora the pre-computed address,
-//! `upstream_request_filter` strips credentials and sets forwarding headers,
+//! `upstream_request_filter` applies the forwarding policy (`headers`, the
+//! same edits as the fast path's),
 //! `fail_to_proxy` turns connect and timeout errors into answers that name
 //! the sandbox, and `logging` writes metrics and one access-log line.
 //! Bodies are never buffered: pingora streams them, upgrades included.
@@ -14,7 +15,8 @@
 //! # Layout
 //! - `route`: route keys from headers, hosts and paths.
 //! - `access`: edge key and OSEP-0011 secure access.
-//! - `headers`: the upstream request's header edits.
+//! - `headers`: the forwarding policy: the upstream request's header edits
+//!   and the framing refused, for both paths.
 //! - `hold`: waiting for Pending sandboxes.
 //! - `respond`: the proxy's own JSON/HTML answers.
 
@@ -34,7 +36,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy};
 use pingora::{Error, ErrorSource, ErrorType};
 use sandgate_shared::api::SandboxState;
 use tokio::time::Instant;
@@ -139,6 +141,7 @@ impl EdgeProxy {
     /// Routing, access checks and state handling; `Err` is answered by the proxy.
     async fn route(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Reject> {
         let start = ctx.start;
+        headers::check(headers::fields(&session.req_header().headers)).map_err(|r| r.reject())?;
         let admitted = {
             let req = session.req_header();
             let unknown_until = start + self.routing.unknown_wait;
@@ -220,6 +223,13 @@ impl EdgeProxy {
             port: found.key.port,
             target,
         })
+    }
+
+    /// How long an idle upstream connection stays pooled (both paths).
+    pub(crate) fn pool_idle(&self) -> Duration {
+        self.timeouts
+            .idle
+            .map_or(POOL_IDLE, |idle| idle.min(POOL_IDLE))
     }
 
     /// Fails the request once it has run longer than `timeouts.total_seconds`.
@@ -397,11 +407,11 @@ impl ProxyHttp for EdgeProxy {
         peer.options.connection_timeout = Some(self.timeouts.connect);
         peer.options.read_timeout = self.timeouts.idle;
         peer.options.write_timeout = self.timeouts.idle;
-        peer.options.idle_timeout = Some(
-            self.timeouts
-                .idle
-                .map_or(POOL_IDLE, |idle| idle.min(POOL_IDLE)),
-        );
+        peer.options.idle_timeout = Some(self.pool_idle());
+        // The forwarding policy (`headers::apply`) makes every edit, as on
+        // the fast path; pingora's own sanitising would strip framing
+        // fields a `Connection` option names before the policy sees them.
+        peer.options.http_upstream_request_policy = HttpUpstreamRequestPolicy::preserve();
         Ok(Box::new(peer))
     }
 
@@ -423,8 +433,9 @@ impl ProxyHttp for EdgeProxy {
             tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
             edge_key_header: self.auth.edge_api_key_header.as_str(),
             upstream_host,
+            authority: session.req_header().uri.authority().map(|a| a.as_str()),
         };
-        headers::prepare_upstream(upstream_request, &fwd)
+        headers::apply(upstream_request, &fwd)
     }
 
     async fn request_body_filter(

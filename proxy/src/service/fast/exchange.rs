@@ -18,7 +18,7 @@ use super::timer::Deadline;
 use super::{Conn, Prepared, Progress, READ_SIZE, Step, pool, write};
 use crate::config::TimeoutConfig;
 use crate::error::{Reject, TOTAL_TIMEOUT};
-use crate::service::{POOL_IDLE, RequestCtx, is_routine};
+use crate::service::{RequestCtx, is_routine};
 
 /// Which connection an I/O error happened on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,10 +433,7 @@ impl Conn<'_> {
     }
 
     fn pool_idle(&self) -> Duration {
-        self.edge()
-            .timeouts
-            .idle
-            .map_or(POOL_IDLE, |idle| idle.min(POOL_IDLE))
+        self.edge().pool_idle()
     }
 }
 

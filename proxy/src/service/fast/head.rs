@@ -85,7 +85,13 @@ impl RequestHead<'_, '_> {
     }
 }
 
-impl RequestHead<'_, '_> {
+impl<'b> RequestHead<'_, 'b> {
+    /// The header fields as `(name, value)`, in order (what the forwarding
+    /// policy reads).
+    pub(super) fn fields(&self) -> impl Iterator<Item = (&'b str, &'b [u8])> + Clone + use<'_, 'b> {
+        self.headers.iter().map(|h| (h.name, h.value))
+    }
+
     /// How many bytes at the start of `buf` (where this head was parsed)
     /// the whole request takes, when they have all arrived. A request
     /// handed to pingora's pipeline gets exactly these bytes, so a request
@@ -170,10 +176,10 @@ fn request_facts(headers: &[Header<'_>]) -> RequestFacts {
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            match (parse_length(h.value), length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(prior)) if n == prior => {}
-                _ => facts.bad_length = true,
+            // The forwarding policy's rule: `5, 5` is 5, differing values are refused.
+            match crate::service::headers::fold_length(length, h.value) {
+                Some(n) => length = Some(n),
+                None => facts.bad_length = true,
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             facts.transfer_encoding = true;
