@@ -193,11 +193,11 @@ async fn connection_cannot_remove_content_length_or_host_and_the_pooled_connecti
             let res = final_response(&mut client, "the upload's response").await;
             assert_eq!(res.status, 200, "{path:?}: {}", res.describe());
 
-            // The next request on the same upstream connection is the next
-            // client request, never the "body" read as a request.
+            // The next request on the same upstream connection (pooled per
+            // worker thread: the same client connection keeps the thread) is
+            // the next client request, never the "body" read as a request.
             if path == Path::Fast {
-                let mut other = f.client().await;
-                other
+                client
                     .send(f.request("GET /next", up.port(), "", b""))
                     .await
                     .unwrap();
@@ -206,7 +206,7 @@ async fn connection_cannot_remove_content_length_or_host_and_the_pooled_connecti
                     next.target, "/next",
                     "{path:?}: the upstream desynchronised"
                 );
-                let res = final_response(&mut other, "the next response").await;
+                let res = final_response(&mut client, "the next response").await;
                 assert_eq!(res.status, 200);
             }
         }
@@ -405,22 +405,34 @@ async fn pipeline_is_served(f: &Fixture, up: &mut ScriptedUpstream, middle: Vec<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_pipelined_after_one_handed_to_pingora_are_all_answered() {
+async fn requests_pipelined_after_an_expect_request_are_all_answered() {
     bounded(TEST_BUDGET, async {
         let f = Fixture::start("").await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
-        let expect = f.request(
-            "POST /two",
-            up.port(),
-            "Expect: 100-continue\r\nContent-Length: 3\r\n",
-            b"abc",
-        );
+        let fields = "Expect: 100-continue\r\nContent-Length: 3\r\n";
+        let expect = f.request("POST /two", up.port(), fields, b"abc");
         pipeline_is_served(&f, &mut up, expect, "Expect").await;
+    })
+    .await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_pipelined_after_one_with_too_many_fields_for_the_fast_path_are_all_answered() {
+    bounded(TEST_BUDGET, async {
+        let f = Fixture::start("").await;
+        let mut up = ScriptedUpstream::bind().await.unwrap();
         let many: String = (0..120).map(|n| format!("X-Field-{n}: {n}\r\n")).collect();
         let crowded = f.request("GET /two", up.port(), &many, b"");
         pipeline_is_served(&f, &mut up, crowded, "120 header fields").await;
+    })
+    .await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_pipelined_after_one_with_a_head_too_large_for_the_fast_path_are_all_answered() {
+    bounded(TEST_BUDGET, async {
+        let f = Fixture::start("").await;
+        let mut up = ScriptedUpstream::bind().await.unwrap();
         let large = format!("X-Large: {}\r\n", "a".repeat(40 * 1024));
         let large = f.request("GET /two", up.port(), &large, b"");
         pipeline_is_served(&f, &mut up, large, "a 40 KiB head").await;
@@ -695,6 +707,36 @@ async fn h2c_requests_send_their_authority_as_the_host_never_an_empty_one() {
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
+
+        // No :authority and no Host: refused, or forwarded with a Host that
+        // is not empty; never `Host: ` with nothing.
+        let bare = Request::builder()
+            .method(Method::GET)
+            .uri("/h2-bare")
+            .header("opensandbox-ingress-to", f.route(up.port()))
+            .header("opensandbox-edge-key", EDGE_KEY)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let pending = tokio::spawn(sender.send_request(bare));
+        tokio::select! {
+            conn = up.next_conn() => {
+                let mut conn = conn.unwrap();
+                let req = answer(&mut conn, OK, "the bare h2c request").await;
+                let hosts = req.all("host");
+                assert!(
+                    hosts.iter().all(|h| !h.is_empty()),
+                    "an empty Host reached the sandbox:\n{}",
+                    req.msg.head_text()
+                );
+            }
+            answered = pending => {
+                let status = answered.unwrap().map(|r| r.status().as_u16());
+                assert!(
+                    status.as_ref().map_or(true, |s| (400..500).contains(s)),
+                    "a request without authority must be refused: {status:?}"
+                );
+            }
+        }
     })
     .await;
 }
