@@ -215,6 +215,48 @@ async fn connection_cannot_remove_content_length_or_host_and_the_pooled_connecti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_s_connection_cannot_remove_its_response_framing_towards_the_client() {
+    bounded(TEST_BUDGET, async {
+        let f = Fixture::start("").await;
+        let mut up = ScriptedUpstream::bind().await.unwrap();
+        let mut client = f.client().await;
+        client
+            .send(f.request("GET /framed", up.port(), "", b""))
+            .await
+            .unwrap();
+        let mut conn = up.next_conn().await.unwrap();
+        let poisoned = b"HTTP/1.1 200 OK\r\nConnection: Content-Length, X-Hop\r\nX-Hop: 1\r\n\
+                         Content-Length: 38\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        answer(&mut conn, poisoned, "the request").await;
+        let res = final_response(&mut client, "the response").await;
+        assert_eq!(
+            res.header("content-length"),
+            Some("38"),
+            "{}",
+            res.describe()
+        );
+        assert_eq!(res.msg.body.len(), 38, "{}", res.describe());
+        assert!(res.header("x-hop").is_none(), "{}", res.describe());
+
+        // The client connection is still in step: the next answer is the next response.
+        client
+            .send(f.request("GET /after", up.port(), "", b""))
+            .await
+            .unwrap();
+        let req = answer(&mut conn, OK, "the next request").await;
+        assert_eq!(req.target, "/after");
+        let res = final_response(&mut client, "the next response").await;
+        assert_eq!(
+            (res.status, res.msg.text()),
+            (200, "ok".to_owned()),
+            "{}",
+            res.describe()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_whose_encoding_connection_names_is_still_framed() {
     bounded(TEST_BUDGET, async {
         let f = Fixture::start("").await;

@@ -273,8 +273,9 @@ impl<'f, 'a> Plan<'f, 'a> {
 }
 
 /// Whether a `Connection` option names no field to drop: the connection
-/// options themselves, and the framing fields no option may remove.
-fn is_connection_token_kept(token: &[u8]) -> bool {
+/// options themselves, and the framing fields no option may remove (in
+/// requests and in responses alike).
+pub(crate) fn is_connection_token_kept(token: &[u8]) -> bool {
     token.is_empty()
         || token.eq_ignore_ascii_case(b"close")
         || token.eq_ignore_ascii_case(b"keep-alive")

@@ -314,8 +314,9 @@ pub(super) fn is_response_hop_header(name: &str) -> bool {
         || name.eq_ignore_ascii_case(super::super::POWERED_BY.0)
 }
 
-/// The fields that `Connection` names besides `close` and `keep-alive`:
-/// they are hop-by-hop and are not forwarded (RFC 9110 §7.6.1). `None` in
+/// The fields that a response's `Connection` names besides `close`,
+/// `keep-alive` and the framing fields (which no option removes): they are
+/// hop-by-hop and are not forwarded (RFC 9110 §7.6.1). `None` in
 /// the usual case of none (no allocation).
 pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [u8]>> {
     let mut options: Option<Vec<&'b [u8]>> = None;
@@ -324,10 +325,7 @@ pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
     {
         for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-            let framing = token.is_empty()
-                || token.eq_ignore_ascii_case(b"close")
-                || token.eq_ignore_ascii_case(b"keep-alive");
-            if !framing {
+            if !crate::service::headers::is_connection_token_kept(token) {
                 options.get_or_insert_with(Vec::new).push(token);
             }
         }

@@ -221,6 +221,23 @@ mod tests {
     }
 
     #[test]
+    fn a_response_s_connection_cannot_remove_its_framing() {
+        let raw = "HTTP/1.1 200 OK\r\nConnection: Content-Length, Transfer-Encoding, X-Hop\r\n\
+                   X-Hop: 1\r\nContent-Length: 2\r\n\r\nok";
+        let mut storage = storage();
+        let Parse::Complete(head) = parse_response(raw.as_bytes(), &mut storage) else {
+            panic!("complete head expected");
+        };
+        let mut out = Vec::new();
+        client_response(&mut out, &head, &head.facts(false).unwrap(), false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\
+             reverse-proxy-server-powerby: OpenSandbox-ingress\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn a_length_beside_a_transfer_encoding_is_not_forwarded() {
         let raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\
                    Connection: X-Hop\r\nX-Hop: 1\r\n\r\n";
