@@ -412,7 +412,8 @@ fn prepare(
     let plan = Plan::new(head.fields(), length, &fwd);
     write::upstream_request(out, head, admitted.target.as_deref(), &plan);
     // The head and the body bytes already here go out in one write.
-    let body_len = head.facts.content_length;
+    // One length frames both what is declared upstream and what is sent.
+    let body_len = length.unwrap_or(0);
     let available = buf.len() - head.len;
     let buffered = usize::try_from(body_len).map_or(available, |n| n.min(available));
     out.extend_from_slice(&buf[head.len..head.len + buffered]);
