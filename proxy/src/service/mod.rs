@@ -232,6 +232,43 @@ impl EdgeProxy {
             .map_or(POOL_IDLE, |idle| idle.min(POOL_IDLE))
     }
 
+    /// What the forwarding policy needs to know about a request to `port`
+    /// (both paths).
+    pub(crate) fn forwarding<'a>(
+        &'a self,
+        client_ip: Option<std::net::IpAddr>,
+        tls: bool,
+        port: Option<&'a PortState>,
+        authority: Option<&'a str>,
+    ) -> headers::Forwarding<'a> {
+        let upstream_host = match (self.routing.host_policy, port) {
+            (HostPolicy::Upstream, Some(port)) => Some(&port.upstream_host),
+            _ => None,
+        };
+        headers::Forwarding {
+            client_ip,
+            tls,
+            edge_key_header: self.auth.edge_api_key_header.as_str(),
+            upstream_host,
+            authority,
+        }
+    }
+
+    /// Logs a failed request once, unless the failure is routine (the
+    /// access log and metrics report those); both paths.
+    pub(crate) fn log_failure(&self, ctx: &RequestCtx, error: &Error) {
+        if is_routine(error) {
+            return;
+        }
+        let sandbox = ctx.target.as_ref().map_or("-", |(id, _)| &**id);
+        match ctx.upstream {
+            Some(addr) => {
+                tracing::warn!(sandbox.id = sandbox, upstream.addr = %addr, error = %error, "proxying failed");
+            }
+            None => tracing::warn!(sandbox.id = sandbox, error = %error, "proxying failed"),
+        }
+    }
+
     /// Fails the request once it has run longer than `timeouts.total_seconds`.
     fn check_total(&self, ctx: &RequestCtx) -> pingora::Result<()> {
         match self.timeouts.total {
@@ -421,20 +458,14 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let upstream_host = match (self.routing.host_policy, &ctx.routed) {
-            (HostPolicy::Upstream, Some(routed)) => Some(&routed.port.upstream_host),
-            _ => None,
-        };
-        let fwd = headers::Forwarding {
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
-            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
-            edge_key_header: self.auth.edge_api_key_header.as_str(),
-            upstream_host,
-            authority: session.req_header().uri.authority().map(|a| a.as_str()),
-        };
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let port = ctx.routed.as_ref().map(|routed| &*routed.port);
+        let authority = session.req_header().uri.authority().map(|a| a.as_str());
+        let fwd = self.forwarding(client_ip, tls, port, authority);
         headers::apply(upstream_request, &fwd)
     }
 
@@ -476,8 +507,10 @@ impl ProxyHttp for EdgeProxy {
         upstream_response.insert_header(POWERED_BY.0, HeaderValue::from_static(POWERED_BY.1))
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
-        is_routine(error)
+    /// Failures are logged by `logging` (`EdgeProxy::log_failure`), as on
+    /// the fast path.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        true
     }
 
     async fn fail_to_proxy(
@@ -517,6 +550,9 @@ impl ProxyHttp for EdgeProxy {
             received: down.body_bytes_read(),
             error: error.map(|e| e.etype().as_str()),
         };
+        if let Some(error) = error {
+            self.log_failure(ctx, error);
+        }
         self.finish(ctx, &outcome);
     }
 }

@@ -311,7 +311,7 @@ impl ResponseHead<'_, '_> {
 pub(super) fn is_response_hop_header(name: &str) -> bool {
     name.eq_ignore_ascii_case("connection")
         || name.eq_ignore_ascii_case("keep-alive")
-        || name.eq_ignore_ascii_case(super::super::POWERED_BY.0)
+        || name.eq_ignore_ascii_case(crate::service::POWERED_BY.0)
 }
 
 /// The fields that a response's `Connection` names besides `close`,

@@ -55,11 +55,10 @@ use tokio::time::Instant;
 use self::h2c::Opening;
 use self::head::{Parse, RequestHead};
 use self::timer::Deadline;
-use super::headers::{self, Forwarding, Plan};
+use super::headers::{self, Plan};
 use super::respond::{self, BodyFormat};
 use super::route::RequestView;
 use super::{Action, EdgeProxy, Outcome, RequestCtx, Routed, action};
-use crate::config::HostPolicy;
 
 /// How long an idle client connection waits for its next request
 /// (pingora's HTTP/1 keep-alive default).
@@ -398,17 +397,7 @@ fn prepare(
     let port = admitted.entry.port(admitted.port, &edge.metrics);
     let addr = port.peer?;
     let method = http::Method::from_bytes(head.method.as_bytes()).ok()?;
-    let upstream_host = match edge.routing.host_policy {
-        HostPolicy::Upstream => Some(&port.upstream_host),
-        HostPolicy::Preserve => None,
-    };
-    let fwd = Forwarding {
-        client_ip: client.ip,
-        tls: client.tls,
-        edge_key_header: edge.auth.edge_api_key_header.as_str(),
-        upstream_host,
-        authority: None,
-    };
+    let fwd = edge.forwarding(client.ip, client.tls, Some(&port), None);
     let plan = Plan::new(head.fields(), length, &fwd);
     write::upstream_request(out, head, admitted.target.as_deref(), &plan);
     // The head and the body bytes already here go out in one write.
