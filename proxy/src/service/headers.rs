@@ -66,6 +66,9 @@ pub(crate) struct Forwarding<'a> {
     pub upstream_host: Option<&'a HeaderValue>,
     /// The request's authority when it has one besides `Host` (HTTP/2).
     pub authority: Option<&'a str>,
+    /// Whether the client spoke HTTP/1.1, the only version whose WebSocket
+    /// handshake (`Connection: upgrade`, `Upgrade: websocket`) is forwarded.
+    pub http11: bool,
 }
 
 /// A request whose framing the proxy refuses to forward.
@@ -213,7 +216,7 @@ impl<'f, 'a> Plan<'f, 'a> {
         Self {
             fwd,
             options,
-            websocket: lists_upgrade && websocket_value,
+            websocket: fwd.http11 && lists_upgrade && websocket_value,
             length,
             host,
             host_out,

@@ -240,6 +240,7 @@ impl EdgeProxy {
         tls: bool,
         port: Option<&'a PortState>,
         authority: Option<&'a str>,
+        http11: bool,
     ) -> headers::Forwarding<'a> {
         let upstream_host = match (self.routing.host_policy, port) {
             (HostPolicy::Upstream, Some(port)) => Some(&port.upstream_host),
@@ -251,6 +252,7 @@ impl EdgeProxy {
             edge_key_header: self.auth.edge_api_key_header.as_str(),
             upstream_host,
             authority,
+            http11,
         }
     }
 
@@ -464,8 +466,10 @@ impl ProxyHttp for EdgeProxy {
             .map(|a| a.ip());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let port = ctx.routed.as_ref().map(|routed| &*routed.port);
-        let authority = session.req_header().uri.authority().map(|a| a.as_str());
-        let fwd = self.forwarding(client_ip, tls, port, authority);
+        let downstream = session.req_header();
+        let authority = downstream.uri.authority().map(|a| a.as_str());
+        let http11 = downstream.version == http::Version::HTTP_11;
+        let fwd = self.forwarding(client_ip, tls, port, authority, http11);
         headers::apply(upstream_request, &fwd)
     }
 

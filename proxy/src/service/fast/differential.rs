@@ -56,6 +56,7 @@ fn forwarding(upstream_host: Option<&HeaderValue>) -> Forwarding<'_> {
         edge_key_header: "x-edge-key",
         upstream_host,
         authority: None,
+        http11: true,
     }
 }
 
@@ -203,6 +204,30 @@ fn an_absent_host_becomes_the_authority() {
             slow.to_ascii_lowercase().matches("host:").count(),
             2,
             "{slow}"
+        );
+    }
+}
+
+#[test]
+fn only_an_http11_websocket_handshake_is_forwarded_as_an_upgrade() {
+    let raw = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n\
+               Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n";
+    let upgraded = pingora_path(raw, &forwarding(None));
+    assert!(
+        upgraded.contains("Connection: Upgrade\r\nUpgrade: websocket\r\n"),
+        "{upgraded}"
+    );
+    assert!(upgraded.contains("Sec-WebSocket-Key: k\r\n"), "{upgraded}");
+    let http10 = Forwarding {
+        http11: false,
+        ..forwarding(None)
+    };
+    let h2c = "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    for (raw, fwd) in [(raw, &http10), (h2c, &forwarding(None))] {
+        let plain = pingora_path(raw, fwd).to_ascii_lowercase();
+        assert!(
+            !plain.contains("upgrade") && !plain.contains("connection"),
+            "{plain}"
         );
     }
 }

@@ -397,7 +397,7 @@ fn prepare(
     let port = admitted.entry.port(admitted.port, &edge.metrics);
     let addr = port.peer?;
     let method = http::Method::from_bytes(head.method.as_bytes()).ok()?;
-    let fwd = edge.forwarding(client.ip, client.tls, Some(&port), None);
+    let fwd = edge.forwarding(client.ip, client.tls, Some(&port), None, true);
     let plan = Plan::new(head.fields(), length, &fwd);
     write::upstream_request(out, head, admitted.target.as_deref(), &plan);
     // The head and the body bytes already here go out in one write.

@@ -155,6 +155,7 @@ mod tests {
             edge_key_header: "x-edge-key",
             upstream_host,
             authority: None,
+            http11: true,
         }
     }
 
