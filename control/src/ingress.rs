@@ -8,9 +8,9 @@ use sandgate_shared::api::Endpoint;
 use sandgate_shared::signing;
 
 /// The header that names the sandbox in header route mode.
-pub const INGRESS_TO_HEADER: &str = "OpenSandbox-Ingress-To";
+pub const INGRESS_TO_HEADER: &str = sandgate_shared::headers::INGRESS_TO_DISPLAY;
 /// The header that carries a sandbox's secure-access token.
-pub const SECURE_ACCESS_HEADER: &str = "OpenSandbox-Secure-Access";
+pub const SECURE_ACCESS_HEADER: &str = sandgate_shared::headers::SECURE_ACCESS_DISPLAY;
 
 /// How the gateway finds the sandbox in a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

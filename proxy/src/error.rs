@@ -81,6 +81,15 @@ impl Reject {
         )
     }
 
+    /// A request whose framing the proxy refuses to forward (`what` says why).
+    pub fn malformed(what: &'static str) -> Self {
+        Self::new(
+            400,
+            "PROXY::BAD_REQUEST",
+            format!("The request is not valid HTTP: {what}."),
+        )
+    }
+
     /// The edge key is required but absent.
     pub fn missing_edge_key(header: &str) -> Self {
         Self::new(

@@ -10,10 +10,12 @@
 //! - [`routes`]: the routing table published to edge proxies and its update stream.
 //! - [`route_key`]: parsing `<id>-<port>` route keys from hosts, paths and headers.
 //! - [`signing`]: OSEP-0011 signed routes (mint and verify).
+//! - [`headers`]: credential and routing header names, and which hop strips them.
 //! - [`base64`]: decoding the base64 signing keys both sides are configured with.
 
 pub mod api;
 pub mod base64;
+pub mod headers;
 pub mod ids;
 pub mod problems;
 pub mod route_key;

@@ -10,7 +10,8 @@ use super::AppState;
 use crate::error::{ApiError, codes};
 
 /// The header carrying the key.
-pub static API_KEY_HEADER: HeaderName = HeaderName::from_static("open-sandbox-api-key");
+pub static API_KEY_HEADER: HeaderName =
+    HeaderName::from_static(sandgate_shared::headers::LIFECYCLE_API_KEY);
 
 /// The route stream, guarded by its own bearer token.
 const ROUTE_STREAM: &str = "/internal/v1/routes";

@@ -1,7 +1,8 @@
 //! `/sandboxes/{id}/proxy/{port}/...`: the server-proxy path that SDKs use
 //! with `use_server_proxy`. The control plane does not forward to sandboxes
-//! itself: it relays the request, unchanged but for hop-by-hop headers and
-//! its own API key, to the edge proxy, whose server-proxy route mode does
+//! itself: it relays the request, unchanged but for hop-by-hop headers, its
+//! own API key and the routing headers (`sandgate_shared::headers::
+//! RELAY_STRIPPED`, the list the edge proxy strips too), to the edge proxy, whose server-proxy route mode does
 //! the routing, access checks, state handling and forwarding. WebSocket
 //! upgrades are relayed as raw byte tunnels.
 
@@ -122,7 +123,9 @@ fn outbound_request(
         strip_hop_by_hop(&mut parts.headers);
     }
     parts.headers.remove(header::HOST);
-    parts.headers.remove(super::auth::API_KEY_HEADER.clone());
+    for name in sandgate_shared::headers::RELAY_STRIPPED {
+        parts.headers.remove(name);
+    }
     if let Some(host) = original_host
         && !parts.headers.contains_key("x-forwarded-host")
     {
@@ -195,6 +198,27 @@ mod tests {
             headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["x-trace"]
         );
+    }
+
+    #[test]
+    fn the_relayed_request_loses_the_api_key_and_routing_headers_but_keeps_secure_access() {
+        let relay = Relay::new(Uri::from_static("http://127.0.0.1:1"));
+        let request = Request::builder()
+            .uri("/sandboxes/sb/proxy/8080/x")
+            .header("Open-Sandbox-Api-Key", "lifecycle-secret")
+            .header("OpenSandbox-Ingress-To", "other-8080")
+            .header("OPEN-SANDBOX-INGRESS", "other-8080")
+            .header("OpenSandbox-Secure-Access", "token")
+            .header("Authorization", "Bearer app")
+            .body(Body::empty())
+            .unwrap();
+        let outbound = outbound_request(&relay, request, false).unwrap();
+        let headers = outbound.headers();
+        for name in sandgate_shared::headers::RELAY_STRIPPED {
+            assert!(!headers.contains_key(name), "{name} was relayed");
+        }
+        assert_eq!(headers["opensandbox-secure-access"], "token");
+        assert_eq!(headers["authorization"], "Bearer app");
     }
 
     #[test]

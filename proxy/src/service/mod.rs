@@ -6,7 +6,8 @@
 //! sandbox state (holding requests to Pending sandboxes until the table
 //! changes), and rewrites the path for URI and server-proxy modes.
 //! `upstream_peer` hands pingora the pre-computed address,
-//! `upstream_request_filter` strips credentials and sets forwarding headers,
+//! `upstream_request_filter` applies the forwarding policy (`headers`, the
+//! same edits as the fast path's),
 //! `fail_to_proxy` turns connect and timeout errors into answers that name
 //! the sandbox, and `logging` writes metrics and one access-log line.
 //! Bodies are never buffered: pingora streams them, upgrades included.
@@ -14,7 +15,8 @@
 //! # Layout
 //! - `route`: route keys from headers, hosts and paths.
 //! - `access`: edge key and OSEP-0011 secure access.
-//! - `headers`: the upstream request's header edits.
+//! - `headers`: the forwarding policy: the upstream request's header edits
+//!   and the framing refused, for both paths.
 //! - `hold`: waiting for Pending sandboxes.
 //! - `respond`: the proxy's own JSON/HTML answers.
 
@@ -34,7 +36,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy};
 use pingora::{Error, ErrorSource, ErrorType};
 use sandgate_shared::api::SandboxState;
 use tokio::time::Instant;
@@ -139,6 +141,7 @@ impl EdgeProxy {
     /// Routing, access checks and state handling; `Err` is answered by the proxy.
     async fn route(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Reject> {
         let start = ctx.start;
+        headers::check(headers::fields(&session.req_header().headers)).map_err(|r| r.reject())?;
         let admitted = {
             let req = session.req_header();
             let unknown_until = start + self.routing.unknown_wait;
@@ -220,6 +223,52 @@ impl EdgeProxy {
             port: found.key.port,
             target,
         })
+    }
+
+    /// How long an idle upstream connection stays pooled (both paths).
+    pub(crate) fn pool_idle(&self) -> Duration {
+        self.timeouts
+            .idle
+            .map_or(POOL_IDLE, |idle| idle.min(POOL_IDLE))
+    }
+
+    /// What the forwarding policy needs to know about a request to `port`
+    /// (both paths).
+    pub(crate) fn forwarding<'a>(
+        &'a self,
+        client_ip: Option<std::net::IpAddr>,
+        tls: bool,
+        port: Option<&'a PortState>,
+        authority: Option<&'a str>,
+        http11: bool,
+    ) -> headers::Forwarding<'a> {
+        let upstream_host = match (self.routing.host_policy, port) {
+            (HostPolicy::Upstream, Some(port)) => Some(&port.upstream_host),
+            _ => None,
+        };
+        headers::Forwarding {
+            client_ip,
+            tls,
+            edge_key_header: self.auth.edge_api_key_header.as_str(),
+            upstream_host,
+            authority,
+            http11,
+        }
+    }
+
+    /// Logs a failed request once, unless the failure is routine (the
+    /// access log and metrics report those); both paths.
+    pub(crate) fn log_failure(&self, ctx: &RequestCtx, error: &Error) {
+        if is_routine(error) {
+            return;
+        }
+        let sandbox = ctx.target.as_ref().map_or("-", |(id, _)| &**id);
+        match ctx.upstream {
+            Some(addr) => {
+                tracing::warn!(sandbox.id = sandbox, upstream.addr = %addr, error = %error, "proxying failed");
+            }
+            None => tracing::warn!(sandbox.id = sandbox, error = %error, "proxying failed"),
+        }
     }
 
     /// Fails the request once it has run longer than `timeouts.total_seconds`.
@@ -397,11 +446,11 @@ impl ProxyHttp for EdgeProxy {
         peer.options.connection_timeout = Some(self.timeouts.connect);
         peer.options.read_timeout = self.timeouts.idle;
         peer.options.write_timeout = self.timeouts.idle;
-        peer.options.idle_timeout = Some(
-            self.timeouts
-                .idle
-                .map_or(POOL_IDLE, |idle| idle.min(POOL_IDLE)),
-        );
+        peer.options.idle_timeout = Some(self.pool_idle());
+        // The forwarding policy (`headers::apply`) makes every edit, as on
+        // the fast path; pingora's own sanitising would strip framing
+        // fields a `Connection` option names before the policy sees them.
+        peer.options.http_upstream_request_policy = HttpUpstreamRequestPolicy::preserve();
         Ok(Box::new(peer))
     }
 
@@ -411,20 +460,17 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let upstream_host = match (self.routing.host_policy, &ctx.routed) {
-            (HostPolicy::Upstream, Some(routed)) => Some(&routed.port.upstream_host),
-            _ => None,
-        };
-        let fwd = headers::Forwarding {
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
-            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
-            edge_key_header: self.auth.edge_api_key_header.as_str(),
-            upstream_host,
-        };
-        headers::prepare_upstream(upstream_request, &fwd)
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let port = ctx.routed.as_ref().map(|routed| &*routed.port);
+        let downstream = session.req_header();
+        let authority = downstream.uri.authority().map(|a| a.as_str());
+        let http11 = downstream.version == http::Version::HTTP_11;
+        let fwd = self.forwarding(client_ip, tls, port, authority, http11);
+        headers::apply(upstream_request, &fwd)
     }
 
     async fn request_body_filter(
@@ -465,8 +511,10 @@ impl ProxyHttp for EdgeProxy {
         upstream_response.insert_header(POWERED_BY.0, HeaderValue::from_static(POWERED_BY.1))
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
-        is_routine(error)
+    /// Failures are logged by `logging` (`EdgeProxy::log_failure`), as on
+    /// the fast path.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        true
     }
 
     async fn fail_to_proxy(
@@ -506,6 +554,9 @@ impl ProxyHttp for EdgeProxy {
             received: down.body_bytes_read(),
             error: error.map(|e| e.etype().as_str()),
         };
+        if let Some(error) = error {
+            self.log_failure(ctx, error);
+        }
         self.finish(ctx, &outcome);
     }
 }

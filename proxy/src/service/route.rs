@@ -5,17 +5,18 @@
 
 use http::HeaderName;
 use pingora::http::RequestHeader;
+use sandgate_shared::headers;
 use sandgate_shared::route_key::{self, RouteKey, RouteParseError};
 
 use crate::config::{RouteMode, RoutingConfig};
 use crate::error::Reject;
 
 /// `OpenSandbox-Ingress-To: <id>-<port>`.
-pub(crate) const INGRESS_TO: HeaderName = HeaderName::from_static("opensandbox-ingress-to");
+pub(crate) const INGRESS_TO: HeaderName = HeaderName::from_static(headers::INGRESS_TO);
 /// The deprecated spelling `OPEN-SANDBOX-INGRESS`.
-pub(crate) const LEGACY_INGRESS: HeaderName = HeaderName::from_static("open-sandbox-ingress");
+pub(crate) const LEGACY_INGRESS: HeaderName = HeaderName::from_static(headers::LEGACY_INGRESS);
 /// `OpenSandbox-Secure-Access: <token>`.
-pub(crate) const SECURE_ACCESS: HeaderName = HeaderName::from_static("opensandbox-secure-access");
+pub(crate) const SECURE_ACCESS: HeaderName = HeaderName::from_static(headers::SECURE_ACCESS);
 
 /// What routing reads from a request: implemented by pingora's parsed
 /// header and by the HTTP/1.1 fast path's borrowed head.

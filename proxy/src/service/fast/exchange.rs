@@ -18,7 +18,7 @@ use super::timer::Deadline;
 use super::{Conn, Prepared, Progress, READ_SIZE, Step, pool, write};
 use crate::config::TimeoutConfig;
 use crate::error::{Reject, TOTAL_TIMEOUT};
-use crate::service::{POOL_IDLE, RequestCtx, is_routine};
+use crate::service::RequestCtx;
 
 /// Which connection an I/O error happened on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,15 +405,8 @@ impl Conn<'_> {
         progress: &mut Progress,
         error: &Error,
     ) -> Step {
+        self.edge().log_failure(ctx, error);
         let target = ctx.routed.as_ref().map(|r| (&*r.entry.id, r.port.port));
-        if !is_routine(error) {
-            tracing::warn!(
-                sandbox.id = target.map_or("-", |t| t.0),
-                upstream.addr = %p.addr,
-                error = %error,
-                "proxying failed"
-            );
-        }
         if progress.status != 0 {
             // The response has started: nothing more can be said.
             return Step::Drop;
@@ -433,10 +426,7 @@ impl Conn<'_> {
     }
 
     fn pool_idle(&self) -> Duration {
-        self.edge()
-            .timeouts
-            .idle
-            .map_or(POOL_IDLE, |idle| idle.min(POOL_IDLE))
+        self.edge().pool_idle()
     }
 }
 

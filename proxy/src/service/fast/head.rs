@@ -85,7 +85,13 @@ impl RequestHead<'_, '_> {
     }
 }
 
-impl RequestHead<'_, '_> {
+impl<'b> RequestHead<'_, 'b> {
+    /// The header fields as `(name, value)`, in order (what the forwarding
+    /// policy reads).
+    pub(super) fn fields(&self) -> impl Iterator<Item = (&'b str, &'b [u8])> + Clone + use<'_, 'b> {
+        self.headers.iter().map(|h| (h.name, h.value))
+    }
+
     /// How many bytes at the start of `buf` (where this head was parsed)
     /// the whole request takes, when they have all arrived. A request
     /// handed to pingora's pipeline gets exactly these bytes, so a request
@@ -170,10 +176,10 @@ fn request_facts(headers: &[Header<'_>]) -> RequestFacts {
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            match (parse_length(h.value), length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(prior)) if n == prior => {}
-                _ => facts.bad_length = true,
+            // The forwarding policy's rule: `5, 5` is 5, differing values are refused.
+            match crate::service::headers::fold_length(length, h.value) {
+                Some(n) => length = Some(n),
+                None => facts.bad_length = true,
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             facts.transfer_encoding = true;
@@ -305,11 +311,12 @@ impl ResponseHead<'_, '_> {
 pub(super) fn is_response_hop_header(name: &str) -> bool {
     name.eq_ignore_ascii_case("connection")
         || name.eq_ignore_ascii_case("keep-alive")
-        || name.eq_ignore_ascii_case(super::super::POWERED_BY.0)
+        || name.eq_ignore_ascii_case(crate::service::POWERED_BY.0)
 }
 
-/// The fields that `Connection` names besides `close` and `keep-alive`:
-/// they are hop-by-hop and are not forwarded (RFC 9110 §7.6.1). `None` in
+/// The fields that a response's `Connection` names besides `close`,
+/// `keep-alive` and the framing fields (which no option removes): they are
+/// hop-by-hop and are not forwarded (RFC 9110 §7.6.1). `None` in
 /// the usual case of none (no allocation).
 pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [u8]>> {
     let mut options: Option<Vec<&'b [u8]>> = None;
@@ -318,10 +325,7 @@ pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
     {
         for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-            let framing = token.is_empty()
-                || token.eq_ignore_ascii_case(b"close")
-                || token.eq_ignore_ascii_case(b"keep-alive");
-            if !framing {
+            if !crate::service::headers::is_connection_token_kept(token) {
                 options.get_or_insert_with(Vec::new).push(token);
             }
         }

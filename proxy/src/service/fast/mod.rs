@@ -14,7 +14,9 @@
 //! lazily re-armed timer per connection.
 //!
 //! What takes pingora's path (the request is handed over, unread bytes
-//! and all, through pingora's pipelined-prefix hook): HTTP/2 (ALPN on TLS,
+//! and all, through pingora's pipelined-prefix hook; when its extent is not
+//! known, pingora serves the rest of that connection, pipelining on, so no
+//! pipelined request is lost): HTTP/2 (ALPN on TLS,
 //! or h2c on a plain connection that opens with the preface), HTTP/1.0,
 //! upgrades (WebSocket), `Expect`, chunked or large (> 64 KiB) request
 //! bodies, heads the fast parser refuses, and every request the proxy
@@ -32,13 +34,16 @@ mod pool;
 mod timer;
 mod write;
 
+#[cfg(test)]
+mod differential;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use pingora::apps::{HttpServerApp, HttpServerOptions, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{ALPN, Stream};
 use pingora::proxy::HttpProxy;
@@ -50,11 +55,10 @@ use tokio::time::Instant;
 use self::h2c::Opening;
 use self::head::{Parse, RequestHead};
 use self::timer::Deadline;
-use super::headers::Forwarding;
+use super::headers::{self, Plan};
 use super::respond::{self, BodyFormat};
 use super::route::RequestView;
 use super::{Action, EdgeProxy, Outcome, RequestCtx, Routed, action};
-use crate::config::HostPolicy;
 
 /// How long an idle client connection waits for its next request
 /// (pingora's HTTP/1 keep-alive default).
@@ -164,13 +168,43 @@ async fn serve(app: &Arc<EdgeApp>, mut stream: Stream, shutdown: &ShutdownWatch)
                     Some(len) => conn.buf.split_to(len),
                     None => conn.buf.split(),
                 };
+                // Unknown extent: the bytes handed over, or those pingora
+                // reads for the body, may hold the next requests. pingora
+                // then keeps them and serves the rest of the connection.
+                session.set_pipelining_enabled(extent.is_none());
                 session.set_pipelined_prefix(prefix);
                 let Some(reused) = app.pipeline.process_new_http(session, shutdown).await else {
                     return;
                 };
-                stream = reused.consume().0;
+                let (reused, settings) = reused.consume();
+                if extent.is_none() {
+                    pipeline_rest(app, reused, settings, shutdown).await;
+                    return;
+                }
+                stream = reused;
             }
         }
+    }
+}
+
+/// Lets pingora's pipeline serve the rest of a connection, pipelined
+/// requests it already read included (`settings` carry them).
+async fn pipeline_rest(
+    app: &EdgeApp,
+    mut stream: Stream,
+    mut settings: Option<HttpPersistentSettings>,
+    shutdown: &ShutdownWatch,
+) {
+    loop {
+        let mut session = ServerSession::new_http1(stream);
+        match settings.take() {
+            Some(settings) => settings.apply_to_session(&mut session),
+            None => session.set_keepalive(Some(KEEPALIVE.as_secs())),
+        }
+        let Some(reused) = app.pipeline.process_new_http(session, shutdown).await else {
+            return;
+        };
+        (stream, settings) = reused.consume();
     }
 }
 
@@ -353,6 +387,8 @@ fn prepare(
     if !head.is_fast() {
         return None;
     }
+    // Framing the policy refuses is answered (400) on pingora's path.
+    let length = headers::check(head.fields()).ok()?;
     let edge = &app.edge;
     let admitted = edge.admit(head, ctx).ok()?;
     if action(&admitted.entry) != Action::Forward {
@@ -361,19 +397,12 @@ fn prepare(
     let port = admitted.entry.port(admitted.port, &edge.metrics);
     let addr = port.peer?;
     let method = http::Method::from_bytes(head.method.as_bytes()).ok()?;
-    let upstream_host = match edge.routing.host_policy {
-        HostPolicy::Upstream => Some(&port.upstream_host),
-        HostPolicy::Preserve => None,
-    };
-    let fwd = Forwarding {
-        client_ip: client.ip,
-        tls: client.tls,
-        edge_key_header: edge.auth.edge_api_key_header.as_str(),
-        upstream_host,
-    };
-    write::upstream_request(out, head, admitted.target.as_deref(), &fwd);
+    let fwd = edge.forwarding(client.ip, client.tls, Some(&port), None, true);
+    let plan = Plan::new(head.fields(), length, &fwd);
+    write::upstream_request(out, head, admitted.target.as_deref(), &plan);
     // The head and the body bytes already here go out in one write.
-    let body_len = head.facts.content_length;
+    // One length frames both what is declared upstream and what is sent.
+    let body_len = length.unwrap_or(0);
     let available = buf.len() - head.len;
     let buffered = usize::try_from(body_len).map_or(available, |n| n.min(available));
     out.extend_from_slice(&buf[head.len..head.len + buffered]);

@@ -1,90 +1,35 @@
 //! Serialising the fast path's heads: the request as it goes to the sandbox
-//! (same edits as `service::headers` makes on pingora's path), the response
-//! as it goes to the client, and the proxy's own answers.
-
-use std::net::IpAddr;
+//! (with the forwarding policy's [`Plan`], as pingora's path applies it),
+//! the response as it goes to the client, and the proxy's own answers.
 
 use super::head::{
     RequestHead, ResponseFacts, ResponseHead, connection_options, is_listed, is_response_hop_header,
 };
 use crate::error::Reject;
 use crate::service::POWERED_BY;
-use crate::service::headers::{Forwarding, STRIPPED};
+use crate::service::headers::Plan;
 use crate::service::respond::{BodyFormat, FIXED_HEADERS, render};
 
-/// Request headers that never reach the sandbox from the client: routing
-/// and credentials (`STRIPPED` plus the edge-key header), hop-by-hop
-/// connection management, and the forwarding headers this hop sets
-/// (`X-Forwarded-For` only when the client's address is known).
-fn is_dropped(name: &str, fwd: &Forwarding<'_>) -> bool {
-    STRIPPED
-        .iter()
-        .any(|s| name.eq_ignore_ascii_case(s.as_str()))
-        || name.eq_ignore_ascii_case(fwd.edge_key_header)
-        || name.eq_ignore_ascii_case("connection")
-        || name.eq_ignore_ascii_case("keep-alive")
-        || name.eq_ignore_ascii_case("proxy-connection")
-        || (fwd.client_ip.is_some() && name.eq_ignore_ascii_case("x-forwarded-for"))
-        || name.eq_ignore_ascii_case("x-forwarded-proto")
-        || name.eq_ignore_ascii_case("x-forwarded-host")
-        || (fwd.upstream_host.is_some() && name.eq_ignore_ascii_case("host"))
-}
-
-/// Writes the upstream request head for `head` into `out` (cleared first).
-/// `target` replaces the request target when the route rewrites it.
+/// Writes the upstream request head for `head` into `out` (cleared first):
+/// the fields `plan` keeps, in order, then the ones it adds. `target`
+/// replaces the request target when the route rewrites it.
 pub(super) fn upstream_request(
     out: &mut Vec<u8>,
     head: &RequestHead<'_, '_>,
     target: Option<&str>,
-    fwd: &Forwarding<'_>,
+    plan: &Plan<'_, '_>,
 ) {
     out.clear();
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.unwrap_or(head.target).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut prior_for: Option<&[u8]> = None;
-    let mut host: Option<&[u8]> = None;
-    let options = connection_options(head.headers);
     for h in head.headers {
-        if h.name.eq_ignore_ascii_case("x-forwarded-for") {
-            prior_for.get_or_insert(h.value);
-        } else if h.name.eq_ignore_ascii_case("host") {
-            host.get_or_insert(h.value);
-        }
-        if !is_dropped(h.name, fwd) && !is_listed(options.as_deref(), h.name) {
+        if plan.keeps(h.name) {
             field(out, h.name.as_bytes(), h.value);
         }
     }
-    if let Some(ip) = fwd.client_ip {
-        forwarded_for(out, prior_for, ip);
-    }
-    let proto: &[u8] = if fwd.tls { b"https" } else { b"http" };
-    field(out, b"x-forwarded-proto", proto);
-    if let Some(host) = host {
-        field(out, b"x-forwarded-host", host);
-    }
-    if let Some(upstream) = fwd.upstream_host {
-        field(out, b"host", upstream.as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// `X-Forwarded-For`: the client's chain (if any) plus the client's address.
-fn forwarded_for(out: &mut Vec<u8>, prior: Option<&[u8]>, ip: IpAddr) {
-    out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(prior) = prior.map(<[u8]>::trim_ascii).filter(|p| !p.is_empty()) {
-        out.extend_from_slice(prior);
-        out.extend_from_slice(b", ");
-    }
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
-            let len = crate::fastfmt::ipv4(v4, &mut buf);
-            out.extend_from_slice(&buf[..len]);
-        }
-        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
-    }
+    plan.write_additions(head.fields(), out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -183,12 +128,13 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     use http::HeaderValue;
 
     use super::*;
     use crate::service::fast::head::{Parse, parse_request, parse_response, storage};
+    use crate::service::headers::{Forwarding, check};
 
     fn rewrite(raw: &str, target: Option<&str>, fwd: &Forwarding<'_>) -> String {
         let mut storage = storage();
@@ -196,7 +142,9 @@ mod tests {
             panic!("complete head expected");
         };
         let mut out = Vec::new();
-        upstream_request(&mut out, &head, target, fwd);
+        let length = check(head.fields()).unwrap();
+        let plan = Plan::new(head.fields(), length, fwd);
+        upstream_request(&mut out, &head, target, &plan);
         String::from_utf8(out).unwrap()
     }
 
@@ -206,6 +154,8 @@ mod tests {
             tls: false,
             edge_key_header: "x-edge-key",
             upstream_host,
+            authority: None,
+            http11: true,
         }
     }
 
@@ -268,6 +218,23 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\n\
              reverse-proxy-server-powerby: OpenSandbox-ingress\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_response_s_connection_cannot_remove_its_framing() {
+        let raw = "HTTP/1.1 200 OK\r\nConnection: Content-Length, Transfer-Encoding, X-Hop\r\n\
+                   X-Hop: 1\r\nContent-Length: 2\r\n\r\nok";
+        let mut storage = storage();
+        let Parse::Complete(head) = parse_response(raw.as_bytes(), &mut storage) else {
+            panic!("complete head expected");
+        };
+        let mut out = Vec::new();
+        client_response(&mut out, &head, &head.facts(false).unwrap(), false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\
+             reverse-proxy-server-powerby: OpenSandbox-ingress\r\n\r\n"
         );
     }
 
