@@ -65,6 +65,8 @@ pub enum Op {
     Delete,
     /// `list`.
     List,
+    /// `observe`.
+    Observe,
     /// `resolve_endpoint`.
     Endpoint,
     /// `logs`.
@@ -358,6 +360,15 @@ impl Runtime for FakeRuntime {
             .iter()
             .map(|(id, s)| observed(id, s, &self.settings.endpoint_host))
             .collect())
+    }
+
+    async fn observe(&self, id: &SandboxId) -> Result<Option<RuntimeSandbox>, RuntimeError> {
+        self.enter(Op::Observe, Some(id)).await?;
+        let world = self.world.lock();
+        Ok(world
+            .sandboxes
+            .get(id)
+            .map(|s| observed(id, s, &self.settings.endpoint_host)))
     }
 
     async fn resolve_endpoint(

@@ -6,7 +6,7 @@
 //! the store. Runtime work that can be slow (provisioning) runs in background
 //! tasks that report progress into `status.message`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::error::SandboxError;
-use super::model::{SandboxRecord, Source, Status, reason};
+use super::model::{OrphanPolicy, SandboxRecord, Source, Status, reason};
 use super::query::ListQuery;
 use super::registry::Registry;
 use super::request::{CreateRules, CreateSandboxBody};
@@ -43,7 +43,7 @@ pub struct ServiceSettings {
     /// Delay before retrying a failed expiry deletion.
     pub expiry_retry: Duration,
     /// What to do with runtime sandboxes the store does not know.
-    pub orphan_policy: super::reconcile::OrphanPolicy,
+    pub orphan_policy: OrphanPolicy,
     /// How clients reach sandbox ports.
     pub ingress: crate::ingress::Ingress,
 }
@@ -55,7 +55,7 @@ impl Default for ServiceSettings {
             pending_failure_ttl: Duration::from_secs(3600),
             endpoint_wait: Duration::from_secs(30),
             expiry_retry: Duration::from_secs(30),
-            orphan_policy: super::reconcile::OrphanPolicy::Adopt,
+            orphan_policy: OrphanPolicy::Adopt,
             ingress: crate::ingress::Ingress::default(),
         }
     }
@@ -76,8 +76,9 @@ pub(super) struct Inner {
     pub(super) codes: EngineCodes,
     pub(super) metrics: Arc<Metrics>,
     pub(super) provisioning: Mutex<HashMap<SandboxId, Provisioning>>,
-    /// Engine events that arrived while provisioning still owned the sandbox.
-    pub(super) deferred: Mutex<HashMap<SandboxId, crate::runtime::RuntimeEvent>>,
+    /// Sandboxes the engine reported changes of while provisioning still
+    /// owned them: provisioning looks at the engine again when it is done.
+    pub(super) deferred: Mutex<HashSet<SandboxId>>,
 }
 
 /// The sandbox domain service; cheap to clone.
@@ -277,6 +278,14 @@ impl SandboxService {
             .scheduler
             .set(&record.id, self.next_deadline(&record));
         Ok(record)
+    }
+
+    /// Durably removes a deleted sandbox, then unpublishes it and disarms its timer.
+    pub(super) async fn discard(&self, id: &SandboxId) -> Result<(), SandboxError> {
+        self.inner.store.remove(id).await?;
+        self.inner.registry.remove(id);
+        self.inner.scheduler.set(id, None);
+        Ok(())
     }
 
     /// Applies a state-machine transition; an illegal one is a 409 with `code`.
