@@ -8,7 +8,8 @@
 //! Scripting: an image whose reference starts with `fake/fail` fails to
 //! provision, with the rest of the reference as the message; tests can also
 //! queue failures with [`FakeRuntime::fail_next`] and report engine-side
-//! changes with [`FakeRuntime::exit`] and [`FakeRuntime::remove_behind_back`].
+//! changes with [`FakeRuntime::exit`], [`FakeRuntime::freeze_behind_back`]
+//! and [`FakeRuntime::remove_behind_back`].
 //! A sandbox's output is whatever [`FakeRuntime::write_output`] wrote.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -217,6 +218,16 @@ impl FakeRuntime {
         let mut world = self.world.lock();
         if world.sandboxes.remove(id).is_some() {
             emit(&world, RuntimeEvent::Removed { id: id.clone() });
+        }
+        self.persist(&world);
+    }
+
+    /// Simulates someone freezing the sandbox by hand, and reports it.
+    pub fn freeze_behind_back(&self, id: &SandboxId) {
+        let mut world = self.world.lock();
+        if let Some(sandbox) = world.sandboxes.get_mut(id) {
+            sandbox.state = FakeState::Paused;
+            emit(&world, RuntimeEvent::Frozen { id: id.clone() });
         }
         self.persist(&world);
     }

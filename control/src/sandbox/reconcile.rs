@@ -442,3 +442,127 @@ fn adopted_record(orphan: RuntimeSandbox, now: sandgate_shared::time::Timestamp)
         secure_access_token: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::app::{App, AppOptions};
+    use crate::clock::Clock;
+    use crate::runtime::Runtime;
+    use crate::runtime::fake::{FakeRuntime, FakeSettings};
+    use crate::sandbox::service::ServiceSettings;
+
+    async fn app_on(fake: &Arc<FakeRuntime>, dir: &tempfile::TempDir) -> App {
+        let options = AppOptions {
+            store_path: dir.path().join("state.db"),
+            api_key: None,
+            service: ServiceSettings::default(),
+            clock: Clock::System,
+            shutdown_grace: Duration::from_secs(1),
+            routes_token: None,
+            edge_proxy: None,
+        };
+        App::start(options, fake.clone() as Arc<dyn Runtime>)
+            .await
+            .unwrap()
+    }
+
+    async fn running_sandbox(service: &SandboxService) -> SandboxId {
+        let body = serde_json::from_value(serde_json::json!({
+            "image": {"uri": "python:3.12"},
+            "entrypoint": ["sleep", "3600"],
+            "resourceLimits": {"cpu": "1", "memory": "1Gi"},
+        }))
+        .unwrap();
+        let id = service.create(body).await.unwrap().id.clone();
+        wait_for(service, &id, SandboxState::Running).await;
+        id
+    }
+
+    async fn wait_for(service: &SandboxService, id: &SandboxId, want: SandboxState) {
+        let mut changes = service.registry().subscribe();
+        let wait = async {
+            while service.registry().get(id).map(|r| r.status.state) != Some(want) {
+                changes.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{id} never became {want}"));
+    }
+
+    #[tokio::test]
+    async fn an_event_of_a_container_that_no_longer_backs_the_sandbox_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeRuntime::new(FakeSettings::default()).unwrap());
+        let app = app_on(&fake, &dir).await;
+        let id = running_sandbox(&app.service).await;
+        // The echo of an earlier container's death and removal (the engine
+        // still runs the sandbox).
+        for event in [
+            RuntimeEvent::Exited {
+                id: id.clone(),
+                code: 137,
+                oom_killed: false,
+            },
+            RuntimeEvent::Removed { id: id.clone() },
+        ] {
+            app.service.on_runtime_event(event).await;
+        }
+        let record = app.service.registry().get(&id).unwrap();
+        assert_eq!(
+            record.status.state,
+            SandboxState::Running,
+            "{:?}",
+            record.status
+        );
+    }
+
+    #[tokio::test]
+    async fn a_freeze_behind_the_back_is_recorded_and_the_api_resumes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeRuntime::new(FakeSettings::default()).unwrap());
+        let app = app_on(&fake, &dir).await;
+        let id = running_sandbox(&app.service).await;
+        fake.freeze_behind_back(&id);
+        wait_for(&app.service, &id, SandboxState::Paused).await;
+        app.service.resume(id.as_str()).await.unwrap();
+        assert_eq!(
+            app.service.registry().get(&id).unwrap().status.state,
+            SandboxState::Running
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_brings_a_failed_record_whose_sandbox_runs_back_to_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeRuntime::new(FakeSettings::default()).unwrap());
+        let app = app_on(&fake, &dir).await;
+        let id = running_sandbox(&app.service).await;
+        let record = app.service.registry().get(&id).unwrap();
+        let failed = app
+            .service
+            .transition(
+                &record,
+                Transition::Fail,
+                reason::RUNTIME_LOST,
+                "stale",
+                codes::INVALID_STATE,
+            )
+            .unwrap();
+        app.service.commit(failed, true).await.unwrap();
+        app.stop();
+
+        let app = app_on(&fake, &dir).await;
+        assert_eq!(app.reconciled.corrected, 1, "{:?}", app.reconciled);
+        let record = app.service.registry().get(&id).unwrap();
+        assert_eq!(
+            record.status.state,
+            SandboxState::Running,
+            "{:?}",
+            record.status
+        );
+    }
+}
