@@ -159,10 +159,11 @@ async fn changes_behind_sandgates_back_show_in_get_and_the_api_recovers_them() {
             .unwrap();
 
         docker(&["rm", "-f", &name]).unwrap();
-        let lost = wait_state_within(&api, &id, SandboxState::Failed, FOLLOW)
+        wait_state_within(&api, &id, SandboxState::Failed, FOLLOW)
             .await
             .unwrap();
-        assert_eq!(lost.status.reason.as_deref(), Some("RUNTIME_LOST"));
+        assert_eq!(engine_status(&id), None);
+        assert_eq!(post_status(&api, &resume).await.unwrap(), 409);
     })
     .await;
 }

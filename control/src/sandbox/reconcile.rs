@@ -198,8 +198,14 @@ impl SandboxService {
     /// Reacts to a change the runtime reported on its own by recording what
     /// the engine holds now.
     pub async fn on_runtime_event(&self, event: RuntimeEvent) {
+        let ended = match event {
+            RuntimeEvent::Exited {
+                code, oom_killed, ..
+            } => Some(ObservedState::Exited { code, oom_killed }),
+            _ => None,
+        };
         match event.sandbox() {
-            Some(id) => self.follow_engine(id).await,
+            Some(id) => self.follow_engine(id, ended).await,
             None => {
                 self.reconcile().await;
             }
@@ -208,7 +214,10 @@ impl SandboxService {
 
     /// Records what the engine holds for `id` now, unless provisioning or a
     /// deletion owns the sandbox (provisioning looks again when it is done).
-    pub(super) async fn follow_engine(&self, id: &SandboxId) {
+    /// `ended` is how the engine said the process ended; it names the
+    /// outcome only when the engine holds nothing any more (removed right
+    /// after it died), never when another container now backs the sandbox.
+    pub(super) async fn follow_engine(&self, id: &SandboxId, ended: Option<ObservedState>) {
         let Ok((_guard, record)) = self.lock(id.as_str()).await else {
             return;
         };
@@ -222,9 +231,12 @@ impl SandboxService {
             SandboxState::Stopping => return,
             _ => {}
         }
-        let Some(seen) = self.observe_patiently(id).await else {
+        let Some(mut seen) = self.observe_patiently(id).await else {
             return;
         };
+        if let (None, Some(state)) = (&seen, ended) {
+            seen = Some(RuntimeSandbox { state, ..gone(id) });
+        }
         if let Err(error) = self.converge(&record, seen.as_ref()).await {
             tracing::error!(sandbox.id = %id, %error, "cannot record a runtime-reported change");
         }
@@ -381,6 +393,20 @@ impl SandboxService {
                     .map(|_| ())
             }
         }
+    }
+}
+
+/// A sandbox the engine no longer holds, described by its last known state.
+fn gone(id: &SandboxId) -> RuntimeSandbox {
+    RuntimeSandbox {
+        id: id.clone(),
+        state: ObservedState::Creating,
+        created_at: None,
+        image: None,
+        entrypoint: Vec::new(),
+        metadata: Default::default(),
+        expires_at: None,
+        address: None,
     }
 }
 
