@@ -25,8 +25,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use sandgate_shared::api::{Sandbox, SandboxState};
 use sandgate_tests::{
-    Api, ControlOptions, ControlProcess, DockerInstance, Listing, RuntimeKind, bounded,
-    create_body, poll_until,
+    Api, ControlOptions, ControlProcess, DockerInstance, EdgeStack, Http, Listing, RuntimeKind,
+    StackOptions, bounded, create_body, poll_until,
 };
 use serde_json::json;
 
@@ -164,6 +164,55 @@ async fn changes_behind_sandgates_back_show_in_get_and_the_api_recovers_them() {
             .unwrap();
         assert_eq!(engine_status(&id), None);
         assert_eq!(post_status(&api, &resume).await.unwrap(), 409);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_proxy_follows_a_pause_behind_sandgates_back() {
+    bounded(Duration::from_secs(300), async {
+        let stack = EdgeStack::start(StackOptions {
+            runtime: RuntimeKind::Docker,
+            ..StackOptions::default()
+        })
+        .await
+        .unwrap();
+        let api = stack.control.api();
+        let body = json!({
+            "image": {"uri": "sandgate-test/busybox:latest"},
+            "entrypoint": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+            "resourceLimits": {"cpu": "100m", "memory": "32Mi"},
+            "timeout": 1800,
+        });
+        let id = api.create_sandbox(&body).await.unwrap().id.to_string();
+        wait_state(&api, &id, SandboxState::Running).await.unwrap();
+        let http = Http::new();
+        let url = format!("{}/{id}/8080/", stack.proxy.base_url());
+        poll_until("the sandbox to answer through the proxy", LONG, || async {
+            let reply = http.get(&url, &[]).await?;
+            Ok((reply.status == 200).then_some(()))
+        })
+        .await
+        .unwrap();
+
+        // Once the control plane records the engine's pause, the route the
+        // proxy holds says so, and the proxy refuses at once instead of
+        // forwarding into a frozen container until its idle timeout.
+        docker(&["pause", &container(&id)]).unwrap();
+        wait_state_within(&api, &id, SandboxState::Paused, FOLLOW)
+            .await
+            .unwrap();
+        stack.wait_proxy_synced().await.unwrap();
+        let reply = http.get(&url, &[]).await.unwrap();
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert_eq!(reply.code(), "PROXY::SANDBOX_PAUSED", "{}", reply.text());
+
+        docker(&["unpause", &container(&id)]).unwrap();
+        wait_state_within(&api, &id, SandboxState::Running, FOLLOW)
+            .await
+            .unwrap();
+        stack.wait_proxy_synced().await.unwrap();
+        assert_eq!(http.get(&url, &[]).await.unwrap().status, 200);
     })
     .await;
 }
