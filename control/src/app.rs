@@ -16,7 +16,6 @@ use crate::http::{self, AppState, auth::ApiKeyAuth};
 use crate::metrics::Metrics;
 use crate::routes::RoutePublisher;
 use crate::runtime::{Runtime, RuntimeError, RuntimeEvent};
-use crate::sandbox::error::SandboxError;
 use crate::sandbox::reconcile::{ReconcileReport, Recovery};
 use crate::sandbox::service::{SandboxService, ServiceParts, ServiceSettings};
 use crate::store::{Store, StoreError};
@@ -51,9 +50,6 @@ pub enum StartupError {
     /// The runtime cannot be set up or does not answer.
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
-    /// Reconciling the store with the runtime failed.
-    #[error("reconciling stored sandboxes with the runtime: {0}")]
-    Reconcile(#[from] SandboxError),
     /// The listener failed.
     #[error("serving HTTP: {0}")]
     Serve(#[from] std::io::Error),

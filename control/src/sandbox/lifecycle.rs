@@ -13,7 +13,9 @@ use super::model::{SandboxRecord, reason};
 use super::service::{Provisioning, SandboxService, failed_provisioning};
 use super::state::{Transition, exit_outcome};
 use crate::error::codes;
-use crate::runtime::{ObservedState, Progress, Provisioned, RegistryAuth, RuntimeError};
+use crate::runtime::{
+    ObservedState, Progress, ProvisionRequest, Provisioned, RegistryAuth, RuntimeError,
+};
 use crate::ttl::Due;
 
 pub use super::state::DeleteCause;
@@ -36,11 +38,22 @@ impl SandboxService {
             .insert(record.id.clone(), Provisioning { cancel, task });
     }
 
-    async fn provision(
-        &self,
-        request: crate::runtime::ProvisionRequest,
-        cancel: CancellationToken,
-    ) {
+    /// Provision request for a record (credentials are supplied separately).
+    fn provision_request(
+        record: &SandboxRecord,
+        image_auth: Option<RegistryAuth>,
+    ) -> ProvisionRequest {
+        ProvisionRequest {
+            id: record.id.clone(),
+            spec: record.spec.clone(),
+            metadata: record.metadata.clone(),
+            image_auth,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        }
+    }
+
+    async fn provision(&self, request: ProvisionRequest, cancel: CancellationToken) {
         let id = request.id.clone();
         let started = tokio::time::Instant::now();
         let progress = self.progress_sink(&id);

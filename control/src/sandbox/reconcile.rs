@@ -481,7 +481,13 @@ mod tests {
     use crate::sandbox::service::ServiceSettings;
 
     async fn app_on(fake: &Arc<FakeRuntime>, dir: &tempfile::TempDir) -> App {
-        let options = AppOptions {
+        App::start(options(dir), fake.clone() as Arc<dyn Runtime>)
+            .await
+            .unwrap()
+    }
+
+    fn options(dir: &tempfile::TempDir) -> AppOptions {
+        AppOptions {
             store_path: dir.path().join("state.db"),
             api_key: None,
             service: ServiceSettings::default(),
@@ -489,10 +495,7 @@ mod tests {
             shutdown_grace: Duration::from_secs(1),
             routes_token: None,
             edge_proxy: None,
-        };
-        App::start(options, fake.clone() as Arc<dyn Runtime>)
-            .await
-            .unwrap()
+        }
     }
 
     async fn running_sandbox(service: &SandboxService) -> SandboxId {
@@ -555,6 +558,42 @@ mod tests {
         fake.freeze_behind_back(&id);
         wait_for(&app.service, &id, SandboxState::Paused).await;
         app.service.resume(id.as_str()).await.unwrap();
+        assert_eq!(
+            app.service.registry().get(&id).unwrap().status.state,
+            SandboxState::Running
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_for_the_recovery_of_its_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeSettings {
+            state_file: Some(dir.path().join("engine.json")),
+            ..FakeSettings::default()
+        };
+        let fake = Arc::new(FakeRuntime::new(engine.clone()).unwrap());
+        let app = app_on(&fake, &dir).await;
+        let id = running_sandbox(&app.service).await;
+        app.stop();
+        // Frozen while Sandgate was down; the store still says Running.
+        fake.freeze_behind_back(&id);
+        let slow = FakeSettings {
+            operation_latency: Duration::from_millis(300),
+            ..engine
+        };
+        let slow = Arc::new(FakeRuntime::new(slow).unwrap());
+        let (app, recovery) = App::launch(options(&dir), slow as Arc<dyn Runtime>)
+            .await
+            .unwrap();
+        let stored = app.service.registry().get(&id).unwrap();
+        assert_eq!(
+            stored.status.state,
+            SandboxState::Running,
+            "reads see the store at once"
+        );
+        // Without waiting for recovery this resume meets "Running" and is refused.
+        app.service.resume(id.as_str()).await.unwrap();
+        assert_eq!(recovery.finished().await.corrected, 1);
         assert_eq!(
             app.service.registry().get(&id).unwrap().status.state,
             SandboxState::Running

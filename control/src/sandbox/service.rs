@@ -27,7 +27,7 @@ use super::state::{self, Transition};
 use crate::clock::Clock;
 use crate::error::EngineCodes;
 use crate::metrics::Metrics;
-use crate::runtime::{ProvisionRequest, Runtime};
+use crate::runtime::Runtime;
 use crate::store::{StatusEvent, Store};
 use crate::ttl::Scheduler;
 
@@ -338,21 +338,6 @@ impl SandboxService {
             .into_iter()
             .flatten()
             .min()
-    }
-
-    /// Provision request for a record (credentials are supplied separately).
-    pub(super) fn provision_request(
-        record: &SandboxRecord,
-        image_auth: Option<crate::runtime::RegistryAuth>,
-    ) -> ProvisionRequest {
-        ProvisionRequest {
-            id: record.id.clone(),
-            spec: record.spec.clone(),
-            metadata: record.metadata.clone(),
-            image_auth,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-        }
     }
 
     /// Metadata replaced wholesale (used by PATCH after validation).
