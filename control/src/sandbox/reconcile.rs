@@ -205,7 +205,12 @@ impl SandboxService {
             _ => None,
         };
         match event.sandbox() {
-            Some(id) => self.follow_engine(id, ended).await,
+            Some(id) => {
+                // One queued look-up serves every event until it starts.
+                if self.inner.following.lock().insert(id.clone()) {
+                    self.follow_engine(id, ended).await;
+                }
+            }
             None => {
                 self.reconcile().await;
             }
@@ -218,7 +223,9 @@ impl SandboxService {
     /// outcome only when the engine holds nothing any more (removed right
     /// after it died), never when another container now backs the sandbox.
     pub(super) async fn follow_engine(&self, id: &SandboxId, ended: Option<ObservedState>) {
-        let Ok((_guard, record)) = self.lock(id.as_str()).await else {
+        let locked = self.lock(id.as_str()).await;
+        self.inner.following.lock().remove(id);
+        let Ok((_guard, record)) = locked else {
             return;
         };
         match record.status.state {

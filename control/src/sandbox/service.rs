@@ -79,6 +79,9 @@ pub(super) struct Inner {
     /// Sandboxes the engine reported changes of while provisioning still
     /// owned them: provisioning looks at the engine again when it is done.
     pub(super) deferred: Mutex<HashSet<SandboxId>>,
+    /// Sandboxes with an engine look-up queued that has not started yet:
+    /// a burst of events about one sandbox costs one look-up.
+    pub(super) following: Mutex<HashSet<SandboxId>>,
 }
 
 /// The sandbox domain service; cheap to clone.
@@ -126,6 +129,7 @@ impl SandboxService {
             metrics: parts.metrics,
             provisioning: Mutex::default(),
             deferred: Mutex::default(),
+            following: Mutex::default(),
         };
         Self {
             inner: Arc::new(inner),
