@@ -35,9 +35,9 @@ const LONG: Duration = Duration::from_secs(120);
 /// How long an engine-side change may take to show in `GET`.
 const FOLLOW: Duration = Duration::from_secs(5);
 /// Creates in flight at the kill.
-const CREATES: usize = 12;
+const CREATES: usize = 16;
 /// Deletes in flight at the kill.
-const DELETES: usize = 8;
+const DELETES: usize = 10;
 /// Sandboxes being paused and resumed at the kill.
 const FREEZES: usize = 8;
 
@@ -225,11 +225,12 @@ struct Acknowledged {
 }
 
 /// Starts creates, deletes of `doomed` and pause/resume loops on `frozen`,
-/// kills the server once every create was acknowledged (their provisioning,
-/// the deletes and the freezes still in flight), and returns what was
-/// acknowledged.
+/// kills the server once every create was acknowledged and a third of their
+/// containers exist (the rest of the provisioning, the deletes and the
+/// freezes still in flight), and returns what was acknowledged.
 async fn writes_then_kill(
     control: &mut ControlProcess,
+    instance: &DockerInstance,
     doomed: &[String],
     frozen: &[String],
 ) -> anyhow::Result<Acknowledged> {
@@ -268,6 +269,12 @@ async fn writes_then_kill(
     poll_until("every create to be acknowledged", LONG, || {
         let done = acked_creates.load(Ordering::SeqCst) == CREATES;
         async move { Ok(done.then_some(())) }
+    })
+    .await?;
+    let before = doomed.len() + frozen.len();
+    poll_until("a third of the new containers to exist", LONG, || async {
+        let new = instance.containers()?.len().saturating_sub(before);
+        Ok((new >= CREATES / 3).then_some(()))
     })
     .await?;
     control.kill_hard()?;
@@ -390,7 +397,7 @@ async fn sigkill_during_creates_deletes_and_freezes_converges_to_the_engine() {
             wait_state(&api, id, SandboxState::Running).await.unwrap();
         }
         let (doomed, frozen) = initial.split_at(DELETES);
-        let acknowledged = writes_then_kill(&mut control, doomed, frozen).await.unwrap();
+        let acknowledged = writes_then_kill(&mut control, &instance, doomed, frozen).await.unwrap();
         let first = restart_measured(&mut control).await.unwrap();
         let api = control.api();
         let listing = settled(&api).await.unwrap();
