@@ -10,7 +10,8 @@
 //! - Fake runtime with slow engine calls: the API answers reads from the
 //!   stored records while recovery is still running.
 //!
-//! Needs the binaries (`cargo build --workspace`, or `SANDGATE_CONTROL_BIN`),
+//! Needs the binaries (`cargo build --workspace`, or `SANDGATE_CONTROL_BIN`
+//! and `SANDGATE_PROXY_BIN`),
 //! a Docker engine and the images of `scripts/build-test-images.sh`.
 
 // Test code: a failed unwrap is a failed test, with its message.
