@@ -201,18 +201,16 @@ fn spawn_due_loop(
     });
 }
 
-/// Engine events are handled concurrently: each one re-reads its sandbox
-/// from the engine under that sandbox's lock, so their order does not
-/// matter, and a sandbox busy with a slow operation delays no other.
+/// Engine events are queued in stream order; each queued look-up re-reads
+/// its sandbox from the engine under that sandbox's lock, so a sandbox busy
+/// with a slow operation delays no other.
 fn spawn_event_loop(
     service: SandboxService,
     events: mpsc::UnboundedReceiver<RuntimeEvent>,
     stop: CancellationToken,
 ) {
     spawn_consumer(events, stop, move |event| {
-        let service = service.clone();
-        async move {
-            tokio::spawn(async move { service.on_runtime_event(event).await });
-        }
+        service.on_runtime_event(event);
+        std::future::ready(())
     });
 }

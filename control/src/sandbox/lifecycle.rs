@@ -95,7 +95,7 @@ impl SandboxService {
         if self.inner.deferred.lock().remove(id) {
             let service = self.clone();
             let id = id.clone();
-            tokio::spawn(async move { service.follow_engine(&id, None).await });
+            tokio::spawn(async move { service.follow_engine(&id).await });
         }
     }
 

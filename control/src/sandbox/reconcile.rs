@@ -15,6 +15,7 @@
 //! lock when that sandbox is recovered, a bounded number at a time. A write
 //! to a sandbox therefore waits for its own recovery and no other.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,36 +196,48 @@ impl SandboxService {
         }
     }
 
-    /// Reacts to a change the runtime reported on its own by recording what
-    /// the engine holds now.
-    pub async fn on_runtime_event(&self, event: RuntimeEvent) {
+    /// Reacts to a change the runtime reported on its own: queues a look at
+    /// the engine for that sandbox (one for a burst of events about it, in
+    /// the order they came) and returns the task that does it, if it started
+    /// one. Called in stream order, without waiting.
+    pub fn on_runtime_event(&self, event: RuntimeEvent) -> Option<JoinHandle<()>> {
+        let service = self.clone();
+        let Some(id) = event.sandbox().cloned() else {
+            return Some(tokio::spawn(async move {
+                service.reconcile().await;
+            }));
+        };
         let ended = match event {
             RuntimeEvent::Exited {
                 code, oom_killed, ..
             } => Some(ObservedState::Exited { code, oom_killed }),
             _ => None,
         };
-        match event.sandbox() {
-            Some(id) => {
-                // One queued look-up serves every event until it starts.
-                if self.inner.following.lock().insert(id.clone()) {
-                    self.follow_engine(id, ended).await;
+        match self.inner.following.lock().entry(id.clone()) {
+            Entry::Occupied(mut queued) => {
+                if ended.is_some() {
+                    queued.insert(ended);
                 }
+                None
             }
-            None => {
-                self.reconcile().await;
+            Entry::Vacant(slot) => {
+                slot.insert(ended);
+                Some(tokio::spawn(
+                    async move { service.follow_engine(&id).await },
+                ))
             }
         }
     }
 
     /// Records what the engine holds for `id` now, unless provisioning or a
     /// deletion owns the sandbox (provisioning looks again when it is done).
-    /// `ended` is how the engine said the process ended; it names the
-    /// outcome only when the engine holds nothing any more (removed right
-    /// after it died), never when another container now backs the sandbox.
-    pub(super) async fn follow_engine(&self, id: &SandboxId, ended: Option<ObservedState>) {
+    /// How the engine said the process ended (queued with the event) names
+    /// the outcome only when the engine holds nothing any more (removed
+    /// right after it died), never when another container now backs the
+    /// sandbox.
+    pub(super) async fn follow_engine(&self, id: &SandboxId) {
         let locked = self.lock(id.as_str()).await;
-        self.inner.following.lock().remove(id);
+        let ended = self.inner.following.lock().remove(id).flatten();
         let Ok((_guard, record)) = locked else {
             return;
         };
@@ -545,7 +558,9 @@ mod tests {
             },
             RuntimeEvent::Removed { id: id.clone() },
         ] {
-            app.service.on_runtime_event(event).await;
+            if let Some(task) = app.service.on_runtime_event(event) {
+                task.await.unwrap();
+            }
         }
         let record = app.service.registry().get(&id).unwrap();
         assert_eq!(

@@ -79,9 +79,10 @@ pub(super) struct Inner {
     /// Sandboxes the engine reported changes of while provisioning still
     /// owned them: provisioning looks at the engine again when it is done.
     pub(super) deferred: Mutex<HashSet<SandboxId>>,
-    /// Sandboxes with an engine look-up queued that has not started yet:
-    /// a burst of events about one sandbox costs one look-up.
-    pub(super) following: Mutex<HashSet<SandboxId>>,
+    /// Sandboxes with an engine look-up queued that has not started yet,
+    /// with how the engine last said their process ended: a burst of
+    /// events about one sandbox costs one look-up.
+    pub(super) following: Mutex<HashMap<SandboxId, Option<crate::runtime::ObservedState>>>,
 }
 
 /// The sandbox domain service; cheap to clone.
