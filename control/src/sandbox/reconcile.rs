@@ -493,28 +493,53 @@ fn adopted_record(orphan: RuntimeSandbox, now: sandgate_shared::time::Timestamp)
 mod tests {
     use std::time::Duration;
 
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
-    use crate::app::{App, AppOptions};
     use crate::clock::Clock;
+    use crate::metrics::Metrics;
     use crate::runtime::Runtime;
     use crate::runtime::fake::{FakeRuntime, FakeSettings};
-    use crate::sandbox::service::ServiceSettings;
+    use crate::sandbox::service::{ServiceParts, ServiceSettings};
+    use crate::store::Store;
+    use crate::ttl::{Due, Scheduler};
 
-    async fn app_on(fake: &Arc<FakeRuntime>, dir: &tempfile::TempDir) -> App {
-        App::start(options(dir), fake.clone() as Arc<dyn Runtime>)
-            .await
-            .unwrap()
+    /// A service on a fake engine and a store in `dir`, as the control
+    /// plane runs it: engine events followed, recovery started.
+    struct Harness {
+        service: SandboxService,
+        recovery: Recovery,
+        _due: mpsc::UnboundedReceiver<Due>,
+        _stop: tokio_util::sync::DropGuard,
     }
 
-    fn options(dir: &tempfile::TempDir) -> AppOptions {
-        AppOptions {
-            store_path: dir.path().join("state.db"),
-            api_key: None,
-            service: ServiceSettings::default(),
+    fn launch(fake: Arc<FakeRuntime>, dir: &tempfile::TempDir) -> Harness {
+        let (store, records) = Store::open(&dir.path().join("state.db")).unwrap();
+        let stop = CancellationToken::new();
+        let (scheduler, due) = Scheduler::start(Clock::System, stop.child_token());
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        fake.watch(events_tx);
+        let service = SandboxService::new(ServiceParts {
+            runtime: fake as Arc<dyn Runtime>,
+            store,
+            scheduler,
             clock: Clock::System,
-            shutdown_grace: Duration::from_secs(1),
-            routes_token: None,
-            edge_proxy: None,
+            settings: ServiceSettings::default(),
+            metrics: Arc::new(Metrics::new()),
+        });
+        let recovery = service.restore(records);
+        let follower = service.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                follower.on_runtime_event(event);
+            }
+        });
+        Harness {
+            service,
+            recovery,
+            _due: due,
+            _stop: stop.drop_guard(),
         }
     }
 
@@ -546,7 +571,7 @@ mod tests {
     async fn an_event_of_a_container_that_no_longer_backs_the_sandbox_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(FakeRuntime::new(FakeSettings::default()).unwrap());
-        let app = app_on(&fake, &dir).await;
+        let app = launch(fake.clone(), &dir);
         let id = running_sandbox(&app.service).await;
         // The echo of an earlier container's death and removal (the engine
         // still runs the sandbox).
@@ -575,7 +600,7 @@ mod tests {
     async fn a_freeze_behind_the_back_is_recorded_and_the_api_resumes_it() {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(FakeRuntime::new(FakeSettings::default()).unwrap());
-        let app = app_on(&fake, &dir).await;
+        let app = launch(fake.clone(), &dir);
         let id = running_sandbox(&app.service).await;
         fake.freeze_behind_back(&id);
         wait_for(&app.service, &id, SandboxState::Paused).await;
@@ -594,9 +619,9 @@ mod tests {
             ..FakeSettings::default()
         };
         let fake = Arc::new(FakeRuntime::new(engine.clone()).unwrap());
-        let app = app_on(&fake, &dir).await;
+        let app = launch(fake.clone(), &dir);
         let id = running_sandbox(&app.service).await;
-        app.stop();
+        drop(app);
         // Frozen while Sandgate was down; the store still says Running.
         fake.freeze_behind_back(&id);
         let slow = FakeSettings {
@@ -604,9 +629,7 @@ mod tests {
             ..engine
         };
         let slow = Arc::new(FakeRuntime::new(slow).unwrap());
-        let (app, recovery) = App::launch(options(&dir), slow as Arc<dyn Runtime>)
-            .await
-            .unwrap();
+        let app = launch(slow, &dir);
         let stored = app.service.registry().get(&id).unwrap();
         assert_eq!(
             stored.status.state,
@@ -615,7 +638,7 @@ mod tests {
         );
         // Without waiting for recovery this resume meets "Running" and is refused.
         app.service.resume(id.as_str()).await.unwrap();
-        assert_eq!(recovery.finished().await.corrected, 1);
+        assert_eq!(app.recovery.finished().await.corrected, 1);
         assert_eq!(
             app.service.registry().get(&id).unwrap().status.state,
             SandboxState::Running
@@ -626,7 +649,7 @@ mod tests {
     async fn recovery_brings_a_failed_record_whose_sandbox_runs_back_to_running() {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(FakeRuntime::new(FakeSettings::default()).unwrap());
-        let app = app_on(&fake, &dir).await;
+        let app = launch(fake.clone(), &dir);
         let id = running_sandbox(&app.service).await;
         let record = app.service.registry().get(&id).unwrap();
         let failed = app
@@ -640,10 +663,11 @@ mod tests {
             )
             .unwrap();
         app.service.commit(failed, true).await.unwrap();
-        app.stop();
+        drop(app);
 
-        let app = app_on(&fake, &dir).await;
-        assert_eq!(app.reconciled.corrected, 1, "{:?}", app.reconciled);
+        let app = launch(fake, &dir);
+        let report = app.recovery.finished().await;
+        assert_eq!(report.corrected, 1, "{report:?}");
         let record = app.service.registry().get(&id).unwrap();
         assert_eq!(
             record.status.state,
