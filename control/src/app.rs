@@ -16,8 +16,7 @@ use crate::http::{self, AppState, auth::ApiKeyAuth};
 use crate::metrics::Metrics;
 use crate::routes::RoutePublisher;
 use crate::runtime::{Runtime, RuntimeError, RuntimeEvent};
-use crate::sandbox::error::SandboxError;
-use crate::sandbox::reconcile::ReconcileReport;
+use crate::sandbox::reconcile::{ReconcileReport, Recovery};
 use crate::sandbox::service::{SandboxService, ServiceParts, ServiceSettings};
 use crate::store::{Store, StoreError};
 use crate::ttl::{Due, Scheduler};
@@ -53,9 +52,6 @@ pub enum StartupError {
     /// The runtime cannot be set up or does not answer.
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
-    /// Reconciling the store with the runtime failed.
-    #[error("reconciling stored sandboxes with the runtime: {0}")]
-    Reconcile(#[from] SandboxError),
     /// The listener failed.
     #[error("serving HTTP: {0}")]
     Serve(#[from] std::io::Error),
@@ -67,19 +63,33 @@ pub struct App {
     pub service: SandboxService,
     /// The HTTP router.
     pub router: Router,
-    /// What startup reconciliation did.
+    /// What startup recovery did ([`App::start`] only; [`App::launch`]
+    /// leaves it empty and hands the running [`Recovery`] back instead).
     pub reconciled: ReconcileReport,
     shutdown: CancellationToken,
     grace: Duration,
 }
 
 impl App {
-    /// Opens the store, reconciles it with `runtime`, re-arms timers and
-    /// starts the background tasks.
+    /// [`App::launch`], then waits until every stored sandbox is recovered
+    /// (tests that drive the service directly).
     pub async fn start(
         options: AppOptions,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Self, StartupError> {
+        let (mut app, recovery) = Self::launch(options, runtime).await?;
+        app.reconciled = recovery.finished().await;
+        Ok(app)
+    }
+
+    /// Opens the store, publishes its records, re-arms timers, starts the
+    /// background tasks and the recovery of every stored sandbox, and
+    /// returns without waiting for it: reads are served at once, and a write
+    /// to a sandbox waits until that sandbox is recovered.
+    pub async fn launch(
+        options: AppOptions,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<(Self, Recovery), StartupError> {
         let (store, records) = Store::open(&options.store_path)?;
         let shutdown = CancellationToken::new();
         let (scheduler, due) = Scheduler::start(options.clock, shutdown.child_token());
@@ -94,7 +104,7 @@ impl App {
             settings: options.service,
             metrics: metrics.clone(),
         });
-        let reconciled = service.restore(records).await?;
+        let recovery = service.restore(records);
         spawn_due_loop(service.clone(), due, shutdown.child_token());
         spawn_event_loop(service.clone(), events, shutdown.child_token());
         let auth = Arc::new(ApiKeyAuth::new(options.api_key.as_deref()));
@@ -116,13 +126,14 @@ impl App {
             web: Arc::new(options.web.clone()),
             store,
         });
-        Ok(Self {
+        let app = Self {
             service,
             router,
-            reconciled,
+            reconciled: ReconcileReport::default(),
             shutdown,
             grace: options.shutdown_grace,
-        })
+        };
+        Ok((app, recovery))
     }
 
     /// Serves until `signal` resolves, then lets in-flight requests finish
@@ -194,14 +205,16 @@ fn spawn_due_loop(
     });
 }
 
-/// Engine events are applied in order.
+/// Engine events are queued in stream order; each queued look-up re-reads
+/// its sandbox from the engine under that sandbox's lock, so a sandbox busy
+/// with a slow operation delays no other.
 fn spawn_event_loop(
     service: SandboxService,
     events: mpsc::UnboundedReceiver<RuntimeEvent>,
     stop: CancellationToken,
 ) {
     spawn_consumer(events, stop, move |event| {
-        let service = service.clone();
-        async move { service.on_runtime_event(event).await }
+        service.on_runtime_event(event);
+        std::future::ready(())
     });
 }

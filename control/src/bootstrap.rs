@@ -9,7 +9,7 @@ use crate::ingress::{GatewayRoute, Ingress, Signing};
 use crate::runtime::docker::{DockerRuntime, DockerSettings};
 use crate::runtime::fake::{FakeRuntime, FakeSettings};
 use crate::runtime::{Runtime, RuntimeError};
-use crate::sandbox::reconcile::OrphanPolicy;
+use crate::sandbox::model::OrphanPolicy;
 use crate::sandbox::request::CreateRules;
 use crate::sandbox::service::ServiceSettings;
 

@@ -82,7 +82,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let runtime: std::sync::Arc<dyn runtime::Runtime> = bootstrap::runtime(&config)
         .await
         .context("setting up the runtime")?;
-    let app = App::start(bootstrap::app_options(&config), runtime)
+    // Recovery of the stored sandboxes runs in the background.
+    let (app, _recovery) = App::launch(bootstrap::app_options(&config), runtime)
         .await
         .context("starting the control plane")?;
     let addr: SocketAddr = format!("{}:{}", bracket_v6(&config.server.host), config.server.port)

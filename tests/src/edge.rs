@@ -407,6 +407,7 @@ impl EdgeStack {
             routes_token: Some(token.clone()),
             edge_proxy_url: Some(format!("http://{proxy_address}")),
             extra_toml: options.control_extra.clone(),
+            ..ControlOptions::default()
         })
         .await?;
         let proxy = ProxyProcess::start(ProxyOptions {

@@ -47,6 +47,9 @@ pub struct ControlOptions {
     pub runtime: RuntimeKind,
     /// `sandgate.fake.provision_latency_ms` (fake runtime only).
     pub provision_latency_ms: u64,
+    /// `sandgate.fake.operation_latency_ms`: the time of every other engine
+    /// call (fake runtime only).
+    pub operation_latency_ms: u64,
     /// `sandgate.instance`; `None` keeps the default ("default"). Docker
     /// tests must set a unique one so they never see each other's containers.
     pub instance: Option<String>,
@@ -66,6 +69,7 @@ impl Default for ControlOptions {
         Self {
             runtime: RuntimeKind::Fake,
             provision_latency_ms: 50,
+            operation_latency_ms: 0,
             instance: None,
             gateway_address: None,
             routes_token: None,
@@ -232,8 +236,10 @@ impl ControlProcess {
         match options.runtime {
             RuntimeKind::Fake => write!(
                 text,
-                "\n[sandgate.fake]\nprovision_latency_ms = {latency}\nstate_file = {engine}\n",
+                "\n[sandgate.fake]\nprovision_latency_ms = {latency}\n\
+                 operation_latency_ms = {operation}\nstate_file = {engine}\n",
                 latency = options.provision_latency_ms,
+                operation = options.operation_latency_ms,
                 engine = toml_path(&self.engine_state_path())?,
             )?,
             // No grace: busybox as PID 1 ignores SIGTERM, deletes would wait.

@@ -8,7 +8,8 @@
 //! Scripting: an image whose reference starts with `fake/fail` fails to
 //! provision, with the rest of the reference as the message; tests can also
 //! queue failures with [`FakeRuntime::fail_next`] and report engine-side
-//! changes with [`FakeRuntime::exit`] and [`FakeRuntime::remove_behind_back`].
+//! changes with [`FakeRuntime::exit`], [`FakeRuntime::freeze_behind_back`]
+//! and [`FakeRuntime::remove_behind_back`].
 //! A sandbox's output is whatever [`FakeRuntime::write_output`] wrote.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -65,6 +66,8 @@ pub enum Op {
     Delete,
     /// `list`.
     List,
+    /// `observe`.
+    Observe,
     /// `resolve_endpoint`.
     Endpoint,
     /// `logs`.
@@ -219,6 +222,16 @@ impl FakeRuntime {
         self.persist(&world);
     }
 
+    /// Simulates someone freezing the sandbox by hand, and reports it.
+    pub fn freeze_behind_back(&self, id: &SandboxId) {
+        let mut world = self.world.lock();
+        if let Some(sandbox) = world.sandboxes.get_mut(id) {
+            sandbox.state = FakeState::Paused;
+            emit(&world, RuntimeEvent::Frozen { id: id.clone() });
+        }
+        self.persist(&world);
+    }
+
     async fn enter(&self, op: Op, id: Option<&SandboxId>) -> Result<(), RuntimeError> {
         let latency = if op == Op::Provision {
             self.settings.provision_latency
@@ -367,6 +380,15 @@ impl Runtime for FakeRuntime {
             .iter()
             .map(|(id, s)| observed(id, s, &self.settings.endpoint_host))
             .collect())
+    }
+
+    async fn observe(&self, id: &SandboxId) -> Result<Option<RuntimeSandbox>, RuntimeError> {
+        self.enter(Op::Observe, Some(id)).await?;
+        let world = self.world.lock();
+        Ok(world
+            .sandboxes
+            .get(id)
+            .map(|s| observed(id, s, &self.settings.endpoint_host)))
     }
 
     async fn resolve_endpoint(

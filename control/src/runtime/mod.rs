@@ -142,7 +142,14 @@ pub struct RuntimeSandbox {
     pub address: Option<String>,
 }
 
-/// A change the engine reports on its own (crash, OOM kill, removal by hand).
+/// A change the engine reports on its own (crash, OOM kill, a pause or
+/// removal by hand, a restart outside Sandgate).
+///
+/// An event is a hint, not the truth: it may describe an engine object that
+/// no longer backs the sandbox (the container removed when provisioning was
+/// restarted after a crash reports its death after the new one runs). The
+/// service therefore re-reads the sandbox with [`Runtime::observe`] and
+/// records what the engine holds now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeEvent {
     /// The sandbox's main process ended.
@@ -159,8 +166,37 @@ pub enum RuntimeEvent {
         /// Which sandbox.
         id: SandboxId,
     },
+    /// The sandbox was frozen.
+    Frozen {
+        /// Which sandbox.
+        id: SandboxId,
+    },
+    /// The sandbox was unfrozen.
+    Thawed {
+        /// Which sandbox.
+        id: SandboxId,
+    },
+    /// The sandbox's main process started (again).
+    Started {
+        /// Which sandbox.
+        id: SandboxId,
+    },
     /// The event stream was interrupted; the consumer must re-read everything.
     Resync,
+}
+
+impl RuntimeEvent {
+    /// The sandbox the event is about (`None` for [`RuntimeEvent::Resync`]).
+    pub fn sandbox(&self) -> Option<&SandboxId> {
+        match self {
+            Self::Exited { id, .. }
+            | Self::Removed { id }
+            | Self::Frozen { id }
+            | Self::Thawed { id }
+            | Self::Started { id } => Some(id),
+            Self::Resync => None,
+        }
+    }
 }
 
 /// Where clients reach a sandbox port.
@@ -379,6 +415,11 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Every sandbox this runtime holds, for reconciliation.
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError>;
+
+    /// What the engine holds for one sandbox right now (`None`: nothing).
+    /// Recovery and the reaction to [`RuntimeEvent`]s record this, never
+    /// the event itself.
+    async fn observe(&self, id: &SandboxId) -> Result<Option<RuntimeSandbox>, RuntimeError>;
 
     /// Where clients reach `port` of the sandbox.
     async fn resolve_endpoint(

@@ -5,45 +5,19 @@ use std::sync::Arc;
 
 use sandgate_shared::api::SandboxState;
 use sandgate_shared::ids::SandboxId;
+use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Conflict, Operation, SandboxError};
 use super::model::{SandboxRecord, reason};
 use super::service::{Provisioning, SandboxService, failed_provisioning};
-use super::state::Transition;
+use super::state::{Transition, exit_outcome};
 use crate::runtime::{
-    ObservedState, Progress, Provisioned, RegistryAuth, RuntimeError, RuntimeEvent,
+    ObservedState, Progress, ProvisionRequest, Provisioned, RegistryAuth, RuntimeError,
 };
 use crate::ttl::Due;
 
-/// Why a sandbox is being deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteCause {
-    /// `DELETE /sandboxes/{id}`.
-    User,
-    /// Its TTL passed.
-    Expiry,
-    /// It failed provisioning and its `PENDING_FAILURE_TTL` passed.
-    FailureCleanup,
-}
-
-impl DeleteCause {
-    fn reason(self) -> &'static str {
-        match self {
-            Self::User => reason::USER_DELETE,
-            Self::Expiry => reason::TTL_EXPIRY,
-            Self::FailureCleanup => reason::PROVISIONING_ERROR,
-        }
-    }
-
-    fn message(self) -> &'static str {
-        match self {
-            Self::User => "Deleting the sandbox as requested.",
-            Self::Expiry => "Deleting the sandbox: its timeout expired.",
-            Self::FailureCleanup => "Removing the sandbox that failed provisioning.",
-        }
-    }
-}
+pub use super::state::DeleteCause;
 
 impl SandboxService {
     /// Starts provisioning in the background.
@@ -63,11 +37,22 @@ impl SandboxService {
             .insert(record.id.clone(), Provisioning { cancel, task });
     }
 
-    async fn provision(
-        &self,
-        request: crate::runtime::ProvisionRequest,
-        cancel: CancellationToken,
-    ) {
+    /// Provision request for a record (credentials are supplied separately).
+    fn provision_request(
+        record: &SandboxRecord,
+        image_auth: Option<RegistryAuth>,
+    ) -> ProvisionRequest {
+        ProvisionRequest {
+            id: record.id.clone(),
+            spec: record.spec.clone(),
+            metadata: record.metadata.clone(),
+            image_auth,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        }
+    }
+
+    async fn provision(&self, request: ProvisionRequest, cancel: CancellationToken) {
         let id = request.id.clone();
         let started = tokio::time::Instant::now();
         let progress = self.progress_sink(&id);
@@ -95,24 +80,21 @@ impl SandboxService {
         }
         let elapsed = started.elapsed();
         let next = self.provision_outcome(&record, result, elapsed);
-        let running = next
-            .as_ref()
-            .is_ok_and(|r| r.status.state == SandboxState::Running);
         if let Err(error) = self.commit_logged(next).await {
             tracing::error!(sandbox.id = %id, %error, "cannot record the provisioning outcome");
         }
         drop(guard);
-        self.replay_deferred(&id, running);
+        self.replay_deferred(&id);
     }
 
-    /// Engine events seen while provisioning owned the sandbox describe what
-    /// happened after it started only if it did start; otherwise they are
-    /// the echo of provisioning's own cleanup.
-    fn replay_deferred(&self, id: &SandboxId, started: bool) {
-        let event = self.inner.deferred.lock().remove(id);
-        if let Some(event) = event.filter(|_| started) {
+    /// Engine events seen while provisioning owned the sandbox: look at the
+    /// engine again now that the outcome is recorded (the events themselves
+    /// may be the echo of an earlier container's removal).
+    fn replay_deferred(&self, id: &SandboxId) {
+        if self.inner.deferred.lock().remove(id) {
             let service = self.clone();
-            tokio::spawn(async move { service.on_runtime_event(event).await });
+            let id = id.clone();
+            tokio::spawn(async move { service.follow_engine(&id).await });
         }
     }
 
@@ -183,7 +165,17 @@ impl SandboxService {
     /// then the record goes. For [`DeleteCause::Expiry`], a renewal that was
     /// acknowledged first wins and nothing happens.
     pub async fn delete(&self, id: &str, cause: DeleteCause) -> Result<(), SandboxError> {
-        let (_guard, record) = self.lock(id).await?;
+        let (guard, record) = self.lock(id).await?;
+        self.delete_locked(guard, record, cause).await
+    }
+
+    /// [`SandboxService::delete`] with the sandbox's lock already held.
+    pub(super) async fn delete_locked(
+        &self,
+        _guard: OwnedMutexGuard<()>,
+        record: Arc<SandboxRecord>,
+        cause: DeleteCause,
+    ) -> Result<(), SandboxError> {
         if !self.still_due(&record, cause) {
             return Ok(());
         }
@@ -209,9 +201,7 @@ impl SandboxService {
             let action = format!("deleting sandbox {}", record.id);
             return Err(self.runtime_failed(Operation::Delete, action, source));
         }
-        self.inner.store.remove(&record.id).await?;
-        self.inner.registry.remove(&record.id);
-        self.inner.scheduler.set(&record.id, None);
+        self.discard(&record.id).await?;
         self.inner.metrics.deleted(record.status.state);
         tracing::info!(sandbox.id = %record.id, cause = ?cause, duration_ms = started.elapsed().as_millis() as u64, "sandbox deleted");
         Ok(())
@@ -259,99 +249,5 @@ impl SandboxService {
         if let Err(error) = self.delete(record.id.as_str(), cause).await {
             tracing::warn!(sandbox.id = %record.id, %error, "scheduled deletion failed; retrying later");
         }
-    }
-
-    /// Applies a change the runtime reported on its own.
-    pub async fn on_runtime_event(&self, event: RuntimeEvent) {
-        let event_copy = event.clone();
-        let (id, transition, why, message) = match event {
-            RuntimeEvent::Exited {
-                id,
-                code,
-                oom_killed,
-            } => {
-                let (t, why, message) = exit_outcome(code, oom_killed);
-                (id, t, why, message)
-            }
-            RuntimeEvent::Removed { id } => (
-                id,
-                Transition::Fail,
-                reason::RUNTIME_LOST,
-                "The sandbox was removed from the runtime outside Sandgate.".to_owned(),
-            ),
-            RuntimeEvent::Resync => {
-                if let Err(error) = self.reconcile().await {
-                    tracing::warn!(%error, "reconciliation after an event-stream gap failed");
-                }
-                return;
-            }
-        };
-        self.apply_observed(event_copy, &id, transition, why, message)
-            .await;
-    }
-
-    async fn apply_observed(
-        &self,
-        event: RuntimeEvent,
-        id: &SandboxId,
-        transition: Transition,
-        why: &str,
-        message: String,
-    ) {
-        let Ok((_guard, record)) = self.lock(id.as_str()).await else {
-            return;
-        };
-        let owned_by_provisioning = record.status.state == SandboxState::Pending
-            && self.inner.provisioning.lock().contains_key(id);
-        if owned_by_provisioning {
-            self.inner.deferred.lock().insert(id.clone(), event);
-            return;
-        }
-        let settled = matches!(
-            record.status.state,
-            SandboxState::Stopping | SandboxState::Terminated | SandboxState::Failed
-        );
-        if settled {
-            return;
-        }
-        tracing::warn!(sandbox.id = %id, state.reason = why, "{message}");
-        let next = self.transition(&record, transition, why, message, Conflict::State);
-        if let Err(error) = self.commit_logged(next).await {
-            tracing::error!(sandbox.id = %id, %error, "cannot record a runtime-reported change");
-        }
-    }
-
-    /// Records that the runtime lost a sandbox (used by reconciliation).
-    pub(super) async fn mark_lost(&self, record: &Arc<SandboxRecord>) -> Result<(), SandboxError> {
-        let message =
-            "The runtime no longer has this sandbox (lost while Sandgate was not watching).";
-        let next = self.transition(
-            record,
-            Transition::Fail,
-            reason::RUNTIME_LOST,
-            message,
-            Conflict::State,
-        )?;
-        self.commit(next, true).await.map(|_| ())
-    }
-}
-
-/// State, reason and message for an exited main process.
-pub(super) fn exit_outcome(code: i64, oom_killed: bool) -> (Transition, &'static str, String) {
-    if oom_killed {
-        let message = format!("Sandbox container was killed by the OOM killer (exit code {code}).");
-        (Transition::Fail, reason::OOM_KILLED, message)
-    } else if code == 0 {
-        (
-            Transition::ExitedCleanly,
-            reason::EXITED,
-            "Sandbox container exited successfully.".to_owned(),
-        )
-    } else {
-        (
-            Transition::Fail,
-            reason::EXITED_ERROR,
-            format!("Sandbox container exited with code {code}."),
-        )
     }
 }

@@ -182,6 +182,16 @@ pub struct Status {
     pub last_transition_at: Timestamp,
 }
 
+/// What to do with labelled runtime objects the store does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    /// Record them as sandboxes (the default: nothing is destroyed).
+    #[default]
+    Adopt,
+    /// Remove them from the runtime.
+    Remove,
+}
+
 /// Reason codes Sandgate itself sets.
 pub mod reason {
     /// Accepted, provisioning queued or running.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sandgate_shared::api::{Endpoint, SandboxState};
+use sandgate_shared::ids::SandboxId;
 use sandgate_shared::time::Timestamp;
 
 use super::error::{Conflict, Operation, SandboxError};
@@ -13,7 +14,7 @@ use super::request::Problem;
 use super::service::SandboxService;
 use super::state::Transition;
 use crate::error::codes;
-use crate::runtime::RuntimeError;
+use crate::runtime::{ObservedState, RuntimeError};
 
 /// Options of `GET /sandboxes/{id}/endpoints/{port}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +36,8 @@ struct FreezeOp {
     conflict: Conflict,
     operation: Operation,
     verb: &'static str,
+    /// What the engine shows once the operation is done.
+    target: ObservedState,
 }
 
 impl SandboxService {
@@ -55,6 +58,7 @@ impl SandboxService {
             conflict: Conflict::NotRunning,
             operation: Operation::Pause,
             verb: "pausing",
+            target: ObservedState::Paused,
         };
         self.freeze_op(id, op).await
     }
@@ -76,6 +80,7 @@ impl SandboxService {
             conflict: Conflict::NotPaused,
             operation: Operation::Resume,
             verb: "resuming",
+            target: ObservedState::Running,
         };
         self.freeze_op(id, op).await
     }
@@ -90,6 +95,10 @@ impl SandboxService {
             self.inner.runtime.pause(&record.id).await
         } else {
             self.inner.runtime.resume(&record.id).await
+        };
+        let outcome = match outcome {
+            Err(_) if self.engine_already(&record.id, op.target).await => Ok(()),
+            other => other,
         };
         match outcome {
             Ok(()) => {
@@ -106,6 +115,15 @@ impl SandboxService {
                 Err(self.runtime_failed(op.operation, action, source))
             }
         }
+    }
+
+    /// Whether the engine already holds the sandbox in `target` (someone
+    /// froze or thawed it behind Sandgate's back, so the engine refused).
+    async fn engine_already(&self, id: &SandboxId, target: ObservedState) -> bool {
+        matches!(
+            self.inner.runtime.observe(id).await,
+            Ok(Some(seen)) if seen.state == target
+        )
     }
 
     /// Sets a new absolute expiry. It must be in the future and within

@@ -6,7 +6,7 @@
 //! the store. Runtime work that can be slow (provisioning) runs in background
 //! tasks that report progress into `status.message`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,14 +19,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Conflict, Operation, SandboxError};
-use super::model::{SandboxRecord, Source, Status, reason};
+use super::model::{OrphanPolicy, SandboxRecord, Source, Status, reason};
 use super::query::ListQuery;
 use super::registry::Registry;
 use super::request::{CreateRules, CreateSandboxBody};
 use super::state::{self, Transition};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::runtime::{ProvisionRequest, Runtime, RuntimeError, RuntimeKind};
+use crate::runtime::{Runtime, RuntimeError, RuntimeKind};
 use crate::store::{StatusEvent, Store};
 use crate::ttl::Scheduler;
 
@@ -42,7 +42,7 @@ pub struct ServiceSettings {
     /// Delay before retrying a failed expiry deletion.
     pub expiry_retry: Duration,
     /// What to do with runtime sandboxes the store does not know.
-    pub orphan_policy: super::reconcile::OrphanPolicy,
+    pub orphan_policy: OrphanPolicy,
     /// How clients reach sandbox ports.
     pub ingress: crate::ingress::Ingress,
 }
@@ -54,7 +54,7 @@ impl Default for ServiceSettings {
             pending_failure_ttl: Duration::from_secs(3600),
             endpoint_wait: Duration::from_secs(30),
             expiry_retry: Duration::from_secs(30),
-            orphan_policy: super::reconcile::OrphanPolicy::Adopt,
+            orphan_policy: OrphanPolicy::Adopt,
             ingress: crate::ingress::Ingress::default(),
         }
     }
@@ -75,8 +75,13 @@ pub(super) struct Inner {
     pub(super) engine: RuntimeKind,
     pub(super) metrics: Arc<Metrics>,
     pub(super) provisioning: Mutex<HashMap<SandboxId, Provisioning>>,
-    /// Engine events that arrived while provisioning still owned the sandbox.
-    pub(super) deferred: Mutex<HashMap<SandboxId, crate::runtime::RuntimeEvent>>,
+    /// Sandboxes the engine reported changes of while provisioning still
+    /// owned them: provisioning looks at the engine again when it is done.
+    pub(super) deferred: Mutex<HashSet<SandboxId>>,
+    /// Sandboxes with an engine look-up queued that has not started yet,
+    /// with how the engine last said their process ended: a burst of
+    /// events about one sandbox costs one look-up.
+    pub(super) following: Mutex<HashMap<SandboxId, Option<crate::runtime::ObservedState>>>,
 }
 
 /// The sandbox domain service; cheap to clone.
@@ -124,6 +129,7 @@ impl SandboxService {
             metrics: parts.metrics,
             provisioning: Mutex::default(),
             deferred: Mutex::default(),
+            following: Mutex::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -295,6 +301,14 @@ impl SandboxService {
         Ok(record)
     }
 
+    /// Durably removes a deleted sandbox, then unpublishes it and disarms its timer.
+    pub(super) async fn discard(&self, id: &SandboxId) -> Result<(), SandboxError> {
+        self.inner.store.remove(id).await?;
+        self.inner.registry.remove(id);
+        self.inner.scheduler.set(id, None);
+        Ok(())
+    }
+
     /// Applies a state-machine transition; an illegal one is a `conflict`.
     pub(super) fn transition(
         &self,
@@ -346,21 +360,6 @@ impl SandboxService {
             .into_iter()
             .flatten()
             .min()
-    }
-
-    /// Provision request for a record (credentials are supplied separately).
-    pub(super) fn provision_request(
-        record: &SandboxRecord,
-        image_auth: Option<crate::runtime::RegistryAuth>,
-    ) -> ProvisionRequest {
-        ProvisionRequest {
-            id: record.id.clone(),
-            spec: record.spec.clone(),
-            metadata: record.metadata.clone(),
-            image_auth,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-        }
     }
 
     /// Metadata replaced wholesale (used by PATCH after validation).

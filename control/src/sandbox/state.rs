@@ -8,9 +8,14 @@
 //! Pending|Running|Paused|Terminated|Failed|Stopping ──stop──▶ Stopping ──stopped──▶ Terminated
 //! Pending|Running|Pausing|Paused|Resuming ──exited(0)──▶ Terminated
 //! any ──fail──▶ Failed
-//! Pending|Pausing|Paused|Resuming ──observed running──▶ Running   (reconciliation)
-//! Running|Pausing|Resuming ──observed paused──▶ Paused            (reconciliation)
+//! Pending|Pausing|Paused|Resuming|Terminated|Failed ──observed running──▶ Running
+//! Running|Pausing|Resuming|Terminated|Failed ──observed paused──▶ Paused
 //! ```
+//!
+//! The two `observed` moves are how Sandgate follows the engine (recovery
+//! after a restart, and changes made behind its back): whatever the record
+//! says, a sandbox whose container runs is `Running` and one whose container
+//! is frozen is `Paused`, even if it was once recorded as ended.
 //!
 //! `stop` is also legal from `Pending` (a sandbox may be deleted while it is
 //! still being provisioned), from `Terminated` and `Failed` (removing what is
@@ -21,6 +26,8 @@ use sandgate_shared::api::SandboxState;
 use sandgate_shared::api::SandboxState::{
     Failed, Paused, Pausing, Pending, Resuming, Running, Stopping, Terminated,
 };
+
+use super::model::reason;
 
 /// Something that moves a sandbox from one state to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +85,64 @@ pub fn next(from: SandboxState, transition: Transition) -> Result<SandboxState, 
         (T::Stopped, Stopping) => Terminated,
         (T::ExitedCleanly, Pending | Running | Pausing | Paused | Resuming) => Terminated,
         (T::Fail, _) => Failed,
-        (T::ObservedRunning, Pending | Pausing | Paused | Resuming) => Running,
-        (T::ObservedPaused, Running | Pausing | Resuming) => Paused,
+        (T::ObservedRunning, Pending | Pausing | Paused | Resuming | Terminated | Failed) => {
+            Running
+        }
+        (T::ObservedPaused, Running | Pausing | Resuming | Terminated | Failed) => Paused,
         _ => return Err(IllegalTransition { from, transition }),
     };
     Ok(to)
+}
+
+/// Why a sandbox is being deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteCause {
+    /// `DELETE /sandboxes/{id}`.
+    User,
+    /// Its TTL passed.
+    Expiry,
+    /// It failed provisioning and its `PENDING_FAILURE_TTL` passed.
+    FailureCleanup,
+}
+
+impl DeleteCause {
+    /// The `status.reason` of the `Stopping` record.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::User => reason::USER_DELETE,
+            Self::Expiry => reason::TTL_EXPIRY,
+            Self::FailureCleanup => reason::PROVISIONING_ERROR,
+        }
+    }
+
+    /// The `status.message` of the `Stopping` record.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::User => "Deleting the sandbox as requested.",
+            Self::Expiry => "Deleting the sandbox: its timeout expired.",
+            Self::FailureCleanup => "Removing the sandbox that failed provisioning.",
+        }
+    }
+}
+
+/// Transition, reason and message for an exited main process.
+pub fn exit_outcome(code: i64, oom_killed: bool) -> (Transition, &'static str, String) {
+    if oom_killed {
+        let message = format!("Sandbox container was killed by the OOM killer (exit code {code}).");
+        (Transition::Fail, reason::OOM_KILLED, message)
+    } else if code == 0 {
+        (
+            Transition::ExitedCleanly,
+            reason::EXITED,
+            "Sandbox container exited successfully.".to_owned(),
+        )
+    } else {
+        (
+            Transition::Fail,
+            reason::EXITED_ERROR,
+            format!("Sandbox container exited with code {code}."),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -120,8 +180,10 @@ mod tests {
             (Stopping, T::Stopped) => Terminated,
             (Pending | Running | Pausing | Paused | Resuming, T::ExitedCleanly) => Terminated,
             (_, T::Fail) => Failed,
-            (Pending | Pausing | Paused | Resuming, T::ObservedRunning) => Running,
-            (Running | Pausing | Resuming, T::ObservedPaused) => Paused,
+            (Pending | Pausing | Paused | Resuming | Terminated | Failed, T::ObservedRunning) => {
+                Running
+            }
+            (Running | Pausing | Resuming | Terminated | Failed, T::ObservedPaused) => Paused,
             _ => return None,
         })
     }
@@ -148,7 +210,7 @@ mod tests {
             }
         }
         assert_eq!(
-            legal, 34,
+            legal, 38,
             "count of legal moves changed; update the diagram"
         );
     }

@@ -1,6 +1,6 @@
 //! Follows the engine's event stream (no per-sandbox polling): a container
-//! that exits, is OOM-killed, or is removed behind Sandgate's back is
-//! reported at once. After any interruption (including a restart of the
+//! that exits, is OOM-killed, paused, unpaused, restarted or removed behind
+//! Sandgate's back is reported at once. After any interruption (including a restart of the
 //! Docker daemon) the stream is re-opened and a `Resync` asks the service to
 //! reconcile everything it may have missed.
 
@@ -58,7 +58,9 @@ fn options(instance: &str) -> EventsOptions {
         ("label".to_owned(), labels::instance_filter(instance)),
         (
             "event".to_owned(),
-            vec!["die".to_owned(), "destroy".to_owned()],
+            ["die", "destroy", "pause", "unpause", "start"]
+                .map(str::to_owned)
+                .to_vec(),
         ),
     ]);
     EventsOptions {
@@ -88,6 +90,9 @@ async fn translate(docker: &Docker, message: &EventMessage) -> Option<RuntimeEve
             })
         }
         "destroy" => Some(RuntimeEvent::Removed { id }),
+        "pause" => Some(RuntimeEvent::Frozen { id }),
+        "unpause" => Some(RuntimeEvent::Thawed { id }),
+        "start" => Some(RuntimeEvent::Started { id }),
         _ => None,
     }
 }

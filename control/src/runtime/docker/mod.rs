@@ -430,6 +430,16 @@ impl Runtime for DockerRuntime {
         Ok(sandboxes)
     }
 
+    async fn observe(&self, id: &SandboxId) -> Result<Option<RuntimeSandbox>, RuntimeError> {
+        let container = match self.inspect_container(id).await {
+            Ok(container) => container,
+            Err(RuntimeError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let address = self.address_of(&container);
+        Ok(observe::from_inspect(&container).map(|sandbox| RuntimeSandbox { address, ..sandbox }))
+    }
+
     async fn resolve_endpoint(
         &self,
         id: &SandboxId,
