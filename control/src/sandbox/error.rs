@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 
-use super::request::Problem;
+use super::rules::FieldProblem;
 use crate::error::{ApiError, codes, error_chain};
 use crate::runtime::RuntimeError;
 use crate::store::StoreError;
@@ -20,7 +20,7 @@ pub enum SandboxError {
     },
     /// The request breaks one or more rules (400).
     #[error("{}", join(.0))]
-    Invalid(Vec<Problem>),
+    Invalid(Vec<FieldProblem>),
     /// The sandbox's state does not allow the operation (409).
     #[error("{message}")]
     Conflict {
@@ -51,7 +51,7 @@ pub enum SandboxError {
     Store(#[from] StoreError),
 }
 
-fn join(problems: &[Problem]) -> String {
+fn join(problems: &[FieldProblem]) -> String {
     problems
         .iter()
         .map(|p| p.message.as_str())
@@ -62,7 +62,7 @@ fn join(problems: &[Problem]) -> String {
 impl SandboxError {
     /// A single-problem 400.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid(vec![Problem::new(code, message)])
+        Self::Invalid(vec![FieldProblem::new(code, message)])
     }
 }
 
