@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::docker::{DockerApp, EXECD, busybox, docker, http_get, wait_http};
+use sandgate_control::runtime::Runtime;
+use sandgate_control::runtime::docker::{DockerRuntime, DockerSettings};
 use serde_json::{Value, json};
 
 const HTTPD: [&str; 6] = ["httpd", "-f", "-p", "8080", "-h", "/www"];
@@ -648,4 +650,178 @@ async fn devops_inspect_summary_and_legacy_logs_on_docker() {
         "only the last 2 lines: {summary}"
     );
     assert!(!summary.contains("env-value-never-shown-7f3a"), "{summary}");
+}
+
+/// Removes every container of a test instance, also when the test fails.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let filter = format!("label=sandgate.io/instance={}", self.0);
+        for id in docker(&["ps", "-aq", "--filter", &filter]).split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// Swaps a directory and a symlink to a directory outside the allow-list
+/// (`renameat2(RENAME_EXCHANGE)`, so the name always exists) every 20 ms
+/// (the stop channel's wait), until stopped.
+struct Swapper {
+    stop: std::sync::mpsc::Sender<()>,
+    swaps: std::sync::Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Swapper {
+    fn start(a: std::path::PathBuf, b: std::path::PathBuf) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let swaps = std::sync::Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new()));
+        let counter = swaps.clone();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(20))
+            {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &a,
+                    rustix::fs::CWD,
+                    &b,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                *counter.0.lock().unwrap() += 1;
+                counter.1.notify_all();
+            }
+        });
+        Self {
+            stop,
+            swaps,
+            thread,
+        }
+    }
+
+    /// Waits (at most 5 s) until the next swap, so that refused attempts,
+    /// which take no time, do not all land in the same state.
+    fn wait_for_swap(&self) {
+        let (count, changed) = &*self.swaps;
+        let seen = *count.lock().unwrap();
+        let (guard, timeout) = changed
+            .wait_timeout_while(count.lock().unwrap(), Duration::from_secs(5), |n| {
+                *n == seen
+            })
+            .unwrap();
+        drop(guard);
+        assert!(!timeout.timed_out(), "the swapper stopped swapping");
+    }
+
+    fn stop(self) -> u64 {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap();
+        *self.swaps.0.lock().unwrap()
+    }
+}
+
+/// Defect 3 of issue 10: the host path was checked, then Docker resolved the
+/// string again when the container started, so a directory swapped for a
+/// symlink in between mounted a directory outside the allow-list (about one
+/// create in six). Sandbox code that can write into an allowed directory can
+/// do this to the next sandbox mounting it. Now no create may ever see the
+/// outside directory, whether the swapped name is `host.path` or `subPath`.
+#[tokio::test]
+async fn a_directory_swapped_for_a_symlink_during_creates_never_mounts_outside() {
+    use sandgate_control::runtime::{Progress, ProvisionRequest};
+    use sandgate_control::sandbox::request::{CreateRules, CreateSandboxBody};
+    const CREATES: usize = 30;
+
+    let root = tempfile::tempdir().unwrap();
+    let allowed = root.path().join("allowed");
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(allowed.join("victim")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(allowed.join("victim/inside-marker"), "in").unwrap();
+    std::fs::write(outside.join("outside-marker"), "out").unwrap();
+    std::os::unix::fs::symlink(&outside, allowed.join("swap")).unwrap();
+    let allowed_text = allowed.to_string_lossy().to_string();
+    let settings = DockerSettings {
+        instance: format!("test-{}", uuid::Uuid::new_v4().simple()),
+        stop_grace: Duration::from_secs(1),
+        allowed_host_paths: vec![allowed_text.clone()],
+        ..DockerSettings::default()
+    };
+    let runtime = DockerRuntime::connect(settings.clone()).await.unwrap();
+    let _cleanup = RemoveOnDrop(settings.instance.clone());
+    let rules = CreateRules {
+        max_timeout_seconds: None,
+        allowed_host_paths: settings.allowed_host_paths.clone(),
+    };
+    let swapper = Swapper::start(allowed.join("victim"), allowed.join("swap"));
+    let (mut escaped, mut inside, mut refused) = (0, 0, 0);
+    for attempt in 0..CREATES {
+        let volume = if attempt % 2 == 0 {
+            json!({"name": "data", "mountPath": "/data", "host": {"path": format!("{allowed_text}/victim")}})
+        } else {
+            json!({"name": "data", "mountPath": "/data", "subPath": "victim", "host": {"path": allowed_text}})
+        };
+        let mut body = busybox(&["sleep", "600"]);
+        body["volumes"] = json!([volume]);
+        let body: CreateSandboxBody = serde_json::from_value(body).unwrap();
+        let spec = body.validate(&rules).unwrap().spec;
+        if let Err(error) = runtime.check_spec(&spec) {
+            eprintln!("attempt {attempt}: refused at validation: {error}");
+            refused += 1;
+            swapper.wait_for_swap();
+            continue;
+        }
+        let request = ProvisionRequest {
+            id: format!("race-{}-{attempt}", &settings.instance[5..17])
+                .parse()
+                .unwrap(),
+            spec: std::sync::Arc::new(spec),
+            metadata: Default::default(),
+            image_auth: None,
+            created_at: sandgate_shared::time::Timestamp::parse("2030-01-01T00:00:00Z").unwrap(),
+            expires_at: None,
+        };
+        let provisioned = runtime
+            .provision(&request, &Progress::new(|_| {}), &Default::default())
+            .await;
+        if let Err(error) = &provisioned {
+            eprintln!("attempt {attempt}: refused at creation: {error}");
+            swapper.wait_for_swap();
+        }
+        if provisioned.is_ok() {
+            let pid = docker(&[
+                "inspect",
+                "-f",
+                "{{.State.Pid}}",
+                &container(request.id.as_ref()),
+            ]);
+            let data = std::path::PathBuf::from(format!("/proc/{pid}/root/data"));
+            if data.join("outside-marker").exists() {
+                escaped += 1;
+            } else {
+                assert!(
+                    data.join("inside-marker").exists(),
+                    "attempt {attempt} mounted neither directory"
+                );
+                inside += 1;
+            }
+        } else {
+            refused += 1;
+        }
+        runtime.delete(&request.id).await.unwrap();
+    }
+    let swaps = swapper.stop();
+    eprintln!(
+        "{CREATES} creates, {swaps} swaps: {escaped} escaped, {inside} inside, {refused} refused"
+    );
+    assert_eq!(
+        escaped, 0,
+        "{escaped} of {CREATES} creates mounted the directory outside the allow-list"
+    );
+    assert!(
+        inside > 0,
+        "no create mounted anything: the race was not exercised"
+    );
 }

@@ -388,6 +388,8 @@ pub struct RawSandgate {
     pub instance: Option<String>,
     /// Docker runtime: seconds between SIGTERM and SIGKILL when a sandbox is deleted, at least 0 (default 3).
     pub docker_stop_grace_seconds: Option<i64>,
+    /// Named volumes Sandgate did not create that `pvc` volumes may still mount (default none).
+    pub allowed_pvc_names: Option<Vec<String>>,
     /// `[sandgate.fake]`: the in-memory runtime.
     #[serde(default)]
     pub fake: RawFake,

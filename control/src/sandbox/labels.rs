@@ -130,8 +130,14 @@ mod tests {
 
     #[test]
     fn reserved_prefixes() {
-        assert_eq!(reserved_prefix("opensandbox.io/id"), Some("opensandbox.io/"));
-        assert_eq!(reserved_prefix("sandgate.io/metadata"), Some("sandgate.io/"));
+        assert_eq!(
+            reserved_prefix("opensandbox.io/id"),
+            Some("opensandbox.io/")
+        );
+        assert_eq!(
+            reserved_prefix("sandgate.io/metadata"),
+            Some("sandgate.io/")
+        );
         assert_eq!(reserved_prefix("opensandbox.io.evil/key"), None);
         assert_eq!(reserved_prefix("traefik.enable"), None);
     }

@@ -137,7 +137,12 @@ pub fn parse_metadata_filter(text: &str) -> Result<BTreeMap<String, String>, Fie
 }
 
 /// `value` as an integer in `min..=max`, else a problem naming `field` and the rule.
-pub(super) fn parse_number(field: &str, value: &str, min: u32, max: u32) -> Result<u32, FieldProblem> {
+pub(super) fn parse_number(
+    field: &str,
+    value: &str,
+    min: u32,
+    max: u32,
+) -> Result<u32, FieldProblem> {
     value
         .trim()
         .parse::<u32>()

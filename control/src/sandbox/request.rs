@@ -13,8 +13,8 @@ use super::model::{
     EgressRule, NetworkPolicy, PlatformSpec, PolicyAction, Resources, SandboxSpec, Source,
 };
 use super::quantity;
-pub use super::rules::{CreateRules, FieldProblem};
 use super::rules::no_nul;
+pub use super::rules::{CreateRules, FieldProblem};
 use super::volumes::{self, VolumeBody};
 use crate::error::codes;
 use crate::runtime::RegistryAuth;
@@ -356,10 +356,15 @@ fn timeout(
             Ok(s)
         }
     });
-    result.map_err(|m| problems.push(FieldProblem::param(m))).ok()
+    result
+        .map_err(|m| problems.push(FieldProblem::param(m)))
+        .ok()
 }
 
-fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<FieldProblem>) -> Resources {
+fn resources(
+    limits: Option<BTreeMap<String, String>>,
+    problems: &mut Vec<FieldProblem>,
+) -> Resources {
     let Some(raw) = limits else {
         problems.push(FieldProblem::param(
             "resourceLimits: required, e.g. {\"cpu\": \"1\", \"memory\": \"2Gi\"} ({} means no limits)",
@@ -372,7 +377,9 @@ fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<FieldP
     };
     let mut check = |key: &str, result: Result<(), String>| {
         if let Err(message) = result {
-            problems.push(FieldProblem::param(format!("resourceLimits.{key}: {message}")));
+            problems.push(FieldProblem::param(format!(
+                "resourceLimits.{key}: {message}"
+            )));
         }
     };
     if let Some(cpu) = resources.raw.get("cpu") {
@@ -456,7 +463,11 @@ fn platform(body: PlatformBody, problems: &mut Vec<FieldProblem>) -> Option<Plat
     ok.then_some(PlatformSpec { os, arch })
 }
 
-fn policy_action(field: &str, value: &str, problems: &mut Vec<FieldProblem>) -> Option<PolicyAction> {
+fn policy_action(
+    field: &str,
+    value: &str,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<PolicyAction> {
     match value.trim().to_ascii_lowercase().as_str() {
         "allow" => Some(PolicyAction::Allow),
         "deny" => Some(PolicyAction::Deny),
@@ -469,7 +480,10 @@ fn policy_action(field: &str, value: &str, problems: &mut Vec<FieldProblem>) -> 
     }
 }
 
-fn network_policy(body: NetworkPolicyBody, problems: &mut Vec<FieldProblem>) -> Option<NetworkPolicy> {
+fn network_policy(
+    body: NetworkPolicyBody,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<NetworkPolicy> {
     let before = problems.len();
     let default_action = body
         .default_action

@@ -299,7 +299,10 @@ fn check_ossfs(
             ),
         ));
     }
-    if o.endpoint.trim().is_empty() || o.endpoint.contains(|c: char| c.is_whitespace() || c == '\0') {
+    if o.endpoint.trim().is_empty()
+        || o.endpoint
+            .contains(|c: char| c.is_whitespace() || c == '\0')
+    {
         problems.push(FieldProblem::new(
             codes::VOLUME_INVALID_OSSFS_ENDPOINT,
             format!("{field}.ossfs.endpoint: must be a non-empty host name without spaces"),
@@ -316,12 +319,21 @@ fn check_ossfs(
     if options.iter().any(|opt| {
         opt.is_empty()
             || opt.starts_with('-')
-            || opt.contains([';', '&', '|', '`', '$', '(', ')', '<', '>', '\n', '\r', '\0'])
+            || opt.contains([
+                ';', '&', '|', '`', '$', '(', ')', '<', '>', '\n', '\r', '\0',
+            ])
     }) {
         problems.push(FieldProblem::new(codes::VOLUME_INVALID_OSSFS_OPTION, format!("{field}.ossfs.options: each option must be non-empty, must not start with '-' and must not contain shell metacharacters")));
     }
-    for (name, value) in [("accessKeyId", &o.access_key_id), ("accessKeySecret", &o.access_key_secret)] {
-        no_nul(&format!("{field}.ossfs.{name}"), value.as_deref().unwrap_or_default(), problems);
+    for (name, value) in [
+        ("accessKeyId", &o.access_key_id),
+        ("accessKeySecret", &o.access_key_secret),
+    ] {
+        no_nul(
+            &format!("{field}.ossfs.{name}"),
+            value.as_deref().unwrap_or_default(),
+            problems,
+        );
     }
     let has = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
     if !has(&o.access_key_id) || !has(&o.access_key_secret) {
