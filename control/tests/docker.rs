@@ -314,6 +314,8 @@ async fn host_paths_follow_the_allow_list_and_resist_traversal() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(allowed.join("hello.txt"), "from the host").unwrap();
     std::os::unix::fs::symlink(&outside, allowed.join("escape")).unwrap();
+    std::fs::create_dir_all(allowed.join("inner")).unwrap();
+    std::os::unix::fs::symlink(allowed.join("inner"), allowed.join("inward")).unwrap();
     let allowed_text = allowed.to_string_lossy().to_string();
     let app = DockerApp::start(|s| s.allowed_host_paths = vec![allowed_text.clone()]).await;
     let volume = |path: String, sub: Option<&str>| {
@@ -349,6 +351,29 @@ async fn host_paths_follow_the_allow_list_and_resist_traversal() {
         (
             volume(allowed_text.clone(), Some("../outside")),
             "VOLUME::INVALID_SUB_PATH",
+        ),
+        // Issue 10: no symlink below the prefix is followed, even one that
+        // stays inside (another sandbox could retarget it), and only
+        // directories are mounted.
+        (
+            volume(format!("{allowed_text}/inward"), None),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+        ),
+        (
+            volume(allowed_text.clone(), Some("escape")),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+        ),
+        (
+            volume(allowed_text.clone(), Some("inner/../escape")),
+            "VOLUME::INVALID_SUB_PATH",
+        ),
+        (
+            volume(format!("{allowed_text}/hello.txt"), None),
+            "VOLUME::INVALID_HOST_PATH",
+        ),
+        (
+            volume(allowed_text.clone(), Some("hello.txt/x")),
+            "VOLUME::INVALID_HOST_PATH",
         ),
     ];
     for (bad, code) in cases {
@@ -823,5 +848,115 @@ async fn a_directory_swapped_for_a_symlink_during_creates_never_mounts_outside()
     assert!(
         inside > 0,
         "no create mounted anything: the race was not exercised"
+    );
+}
+
+/// Issue 10: a `pvc` volume names only a volume Sandgate created, or one the
+/// operator listed in `sandgate.allowed_pvc_names`; a named volume's
+/// `subPath` is walked without symlinks (sandbox code writes into volumes).
+#[tokio::test]
+async fn pvc_volumes_are_sandgates_own_or_allowed_and_subpaths_follow_no_symlinks() {
+    let foreign = format!("sgt-foreign-{}", uuid::Uuid::new_v4().simple());
+    docker(&["volume", "create", &foreign]);
+    struct RemoveVolume(String);
+    impl Drop for RemoveVolume {
+        fn drop(&mut self) {
+            docker(&["volume", "rm", "-f", &self.0]);
+        }
+    }
+    let _cleanup = RemoveVolume(foreign.clone());
+    let with_volume = |claim: &str, sub: Option<&str>, entrypoint: &[&str]| {
+        let mut volume = json!({"name": "v", "mountPath": "/v", "pvc": {"claimName": claim, "createIfNotExists": false}});
+        if let Some(sub) = sub {
+            volume["subPath"] = json!(sub);
+        }
+        let mut body = busybox(entrypoint);
+        body["volumes"] = json!([volume]);
+        body
+    };
+
+    let app = DockerApp::start(|_| {}).await;
+    let id = app
+        .app
+        .create("/v1", with_volume(&foreign, None, &["sleep", "600"]))
+        .await;
+    let failed = app.app.wait_state(&id, "Failed").await;
+    let message = failed["status"]["message"].as_str().unwrap();
+    assert!(message.contains("sandgate.allowed_pvc_names"), "{failed}");
+    drop(app);
+
+    let app = DockerApp::start(|s| s.allowed_pvc_names = vec![foreign.clone()]).await;
+    let planter = with_volume(
+        &foreign,
+        None,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /v/dir && ln -s /etc /v/link && sleep 600",
+        ],
+    );
+    let planter = app.app.create("/v1", planter).await;
+    app.app.wait_state(&planter, "Running").await;
+    let mountpoint = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &foreign]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::symlink_metadata(format!("{mountpoint}/link")).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the link was never planted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let escape = app
+        .app
+        .create(
+            "/v1",
+            with_volume(&foreign, Some("link"), &["sleep", "600"]),
+        )
+        .await;
+    let failed = app.app.wait_state(&escape, "Failed").await;
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link"),
+        "{failed}"
+    );
+    let inside = app
+        .app
+        .create("/v1", with_volume(&foreign, Some("dir"), &["sleep", "600"]))
+        .await;
+    app.app.wait_state(&inside, "Running").await;
+}
+
+/// Issue 10: metadata is written under `sandgate.io/metadata.` only, so it
+/// cannot set `traefik.*` or `com.docker.*` labels on the container; CPU
+/// limits beyond the engine's CPUs are a 400 before anything is created.
+#[tokio::test]
+async fn metadata_stays_in_its_label_namespace_and_cpu_stays_within_the_engine() {
+    let app = DockerApp::start(|_| {}).await;
+    let mut body = busybox(&["sleep", "600"]);
+    body["metadata"] = json!({"traefik.enable": "true", "com.docker.compose.project": "x"});
+    let id = app.app.create("/v1", body).await;
+    let running = app.app.wait_state(&id, "Running").await;
+    assert_eq!(running["metadata"]["traefik.enable"], "true");
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &container(&id)]);
+    let labels: Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels.get("traefik.enable"), None, "{labels}");
+    assert_eq!(labels.get("com.docker.compose.project"), None, "{labels}");
+    assert_eq!(labels["sandgate.io/metadata.traefik.enable"], "true");
+
+    let mut body = busybox(&["sleep", "600"]);
+    body["resourceLimits"] = json!({"cpu": "100000"});
+    let (status, error) = app
+        .app
+        .call(Method::POST, "/v1/sandboxes", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("CPUs the engine has"),
+        "{error}"
     );
 }
