@@ -37,6 +37,12 @@
 //! which not every supported engine has. It needs Sandgate to run as root in
 //! the engine's mount namespace; without that, host volumes and `subPath`s
 //! fail with a clear error rather than falling back to the racy string.
+//!
+//! What it trusts: the allowed prefixes and their ancestors (the operator's
+//! paths; no sandbox may be able to write there, so an allowed prefix must not
+//! lie inside a named volume), and the staging directory, which it checks is
+//! a real directory that only its own user (or root) can change, below
+//! ancestors nobody else can rename entries in.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -407,7 +413,26 @@ fn staging_dir(settings: &DockerSettings) -> Result<PathBuf, RuntimeError> {
                 dir.display()
             ))
         })?;
-    Ok(dir)
+    match dir.ancestors().find(|path| !only_we_change(path)) {
+        Some(unsafe_dir) => Err(RuntimeError::backend(format!(
+            "the volume staging directory {} is not private: {} is a symbolic link, or others can rename entries in it",
+            dir.display(),
+            unsafe_dir.display()
+        ))),
+        None => Ok(dir),
+    }
+}
+
+/// Whether `path` is a directory (not a link) owned by root or this user that
+/// nobody else can rename entries in (not group/world-writable, or sticky).
+fn only_we_change(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let owner_ok = meta.uid() == 0 || meta.uid() == rustix::process::geteuid().as_raw();
+    let sticky = meta.mode() & 0o1000 != 0;
+    meta.is_dir() && owner_ok && (meta.mode() & 0o022 == 0 || sticky)
 }
 
 /// Detaches what a crash left in this instance's staging directory.
@@ -565,6 +590,24 @@ mod tests {
             !outside.join("x").exists(),
             "nothing created through the link"
         );
+    }
+
+    #[test]
+    fn a_staging_directory_others_can_change_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let settings = |dir: PathBuf| DockerSettings {
+            bind_staging_dir: dir,
+            ..DockerSettings::default()
+        };
+        assert!(staging_dir(&settings(root.path().join("binds"))).is_ok());
+        let open = root.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let error = staging_dir(&settings(open.join("binds"))).unwrap_err();
+        assert!(error.to_string().contains("not private"), "{error}");
+        std::os::unix::fs::symlink(root.path().join("binds"), root.path().join("link")).unwrap();
+        assert!(staging_dir(&settings(root.path().join("link"))).is_err());
     }
 
     #[test]
