@@ -38,6 +38,19 @@
 //! the engine's mount namespace; without that, host volumes and `subPath`s
 //! fail with a clear error rather than falling back to the racy string.
 //!
+//! Rejected alternatives: giving Docker `/proc/self/fd/N` itself (dockerd
+//! and runc resolve it in their own processes, where it names something else
+//! or nothing), and checking the mount after the start and removing the
+//! container on a mismatch (the sandbox's code runs with the wrong mount until
+//! then). The staging mount is still compared (device and inode) with the
+//! descriptor before Docker sees it.
+//!
+//! Tests: the race itself (a thread swapping the directory and a symlink
+//! while 30 creates run; the old string check mounted the outside directory in
+//! 8 of 30) and the static cases (final-component, inward and `subPath`
+//! symlinks, files, a link planted in a named volume by a sandbox) are in
+//! `control/tests/docker.rs`; the walk's rules are unit-tested below.
+//!
 //! What it trusts: the allowed prefixes and their ancestors (the operator's
 //! paths; no sandbox may be able to write there, so an allowed prefix must not
 //! lie inside a named volume), and the staging directory, which it checks is
