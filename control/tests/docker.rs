@@ -613,7 +613,8 @@ async fn devops_inspect_summary_and_legacy_logs_on_docker() {
         "  PIDs limit:   4096\n".to_owned(),
         "Network mode:   bridge\n".to_owned(),
         format!("  opensandbox.io/id={id}\n"),
-        "  team=diagnostics\n".to_owned(),
+        // Metadata is labelled under Sandgate's own prefix only (issue 10).
+        "  sandgate.io/metadata.team=diagnostics\n".to_owned(),
     ] {
         assert!(
             inspect.contains(&expected),
