@@ -90,9 +90,25 @@ fn rejected(code: &'static str, message: String) -> RuntimeError {
     RuntimeError::InvalidSpec { code, message }
 }
 
+/// Where execd is installed when it is injected: a volume there (or on
+/// `/opt`) would hide it, and the install would write into the volume.
+const EXECD_DIR: &str = "/opt/opensandbox";
+
 /// Checks every volume without changing anything (used before accepting).
 pub(super) fn check(volumes: &[VolumeSpec], settings: &DockerSettings) -> Result<(), RuntimeError> {
     for (index, volume) in volumes.iter().enumerate() {
+        let target = volume.mount_path.as_str();
+        let shadows_execd = target == EXECD_DIR
+            || target.starts_with(&format!("{EXECD_DIR}/"))
+            || EXECD_DIR.starts_with(&format!("{target}/"));
+        if settings.execd_image.is_some() && shadows_execd {
+            return Err(rejected(
+                codes::VOLUME_INVALID_MOUNT_PATH,
+                format!(
+                    "volumes[{index}].mountPath: {target:?} would hide {EXECD_DIR}, where the execd bootstrap is installed"
+                ),
+            ));
+        }
         match &volume.backend {
             VolumeBackend::Host { path } => {
                 let below = Below::host(index, path, volume, &settings.allowed_host_paths)?;
@@ -621,6 +637,35 @@ mod tests {
         assert!(error.to_string().contains("not private"), "{error}");
         std::os::unix::fs::symlink(root.path().join("binds"), root.path().join("link")).unwrap();
         assert!(staging_dir(&settings(root.path().join("link"))).is_err());
+    }
+
+    #[test]
+    fn volumes_may_not_hide_the_execd_bootstrap() {
+        let settings = DockerSettings {
+            execd_image: Some("execd".to_owned()),
+            ..DockerSettings::default()
+        };
+        let at = |path: &str| VolumeSpec {
+            mount_path: path.to_owned(),
+            backend: VolumeBackend::Pvc {
+                claim_name: "c".to_owned(),
+                create_if_not_exists: true,
+                delete_on_sandbox_termination: false,
+                storage_class: None,
+                storage: None,
+                access_modes: vec![],
+            },
+            ..spec(None)
+        };
+        for hidden in ["/opt", "/opt/opensandbox", "/opt/opensandbox/x"] {
+            let error = check(&[at(hidden)], &settings).unwrap_err().to_string();
+            assert!(error.contains("execd bootstrap"), "{hidden}: {error}");
+        }
+        assert!(check(&[at("/opt/other")], &settings).is_ok());
+        assert!(
+            check(&[at("/opt")], &DockerSettings::default()).is_ok(),
+            "no execd"
+        );
     }
 
     #[test]
