@@ -392,7 +392,7 @@ impl Runtime for DockerRuntime {
         if cancel.is_cancelled() {
             return Err(cancelled());
         }
-        match self.start(&request.id, progress).await {
+        let started = match self.start(&request.id, progress).await {
             Ok(state) => Ok(state),
             Err(error) => {
                 if let Err(cleanup) = self.remove(&request.id, &created.created).await {
@@ -400,7 +400,11 @@ impl Runtime for DockerRuntime {
                 }
                 Err(error)
             }
-        }
+        };
+        // Only now, with the container's own mounts made, may the volume
+        // staging mounts go (see `volumes`).
+        drop(created);
+        started
     }
 
     async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError> {
