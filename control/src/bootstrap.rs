@@ -83,6 +83,8 @@ pub fn docker_settings(config: &Config) -> DockerSettings {
         pids_limit: docker.pids_limit,
         execd_image: config.runtime.execd_image.clone(),
         allowed_host_paths: config.storage.allowed_host_paths.clone(),
+        allowed_pvc_names: config.sandgate.allowed_pvc_names.clone(),
+        bind_staging_dir: DockerSettings::default().bind_staging_dir,
         stop_grace: config.sandgate.docker_stop_grace,
         instance: config.sandgate.instance.clone(),
     }

@@ -78,6 +78,8 @@ pub mod codes {
     pub const VOLUME_INVALID_OSSFS_OPTION: &str = "VOLUME::INVALID_OSSFS_OPTION";
     /// A named volume that must exist does not.
     pub const VOLUME_PVC_NOT_FOUND: &str = "VOLUME::PVC_NOT_FOUND";
+    /// A named volume neither Sandgate's own nor in `sandgate.allowed_pvc_names`.
+    pub const VOLUME_PVC_NOT_ALLOWED: &str = "VOLUME::PVC_NOT_ALLOWED";
     /// subPath on a volume driver without local directories.
     pub const VOLUME_PVC_SUBPATH_UNSUPPORTED_DRIVER: &str =
         "VOLUME::PVC_SUBPATH_UNSUPPORTED_DRIVER";
@@ -275,6 +277,10 @@ fn spec_code(rule: SpecRule) -> &'static str {
         SpecRule::SubPathOutsideVolume => codes::VOLUME_INVALID_SUB_PATH,
         SpecRule::VolumeNotFound => codes::VOLUME_PVC_NOT_FOUND,
         SpecRule::SubPathUnsupportedDriver => codes::VOLUME_PVC_SUBPATH_UNSUPPORTED_DRIVER,
+        SpecRule::VolumeNotAllowed => codes::VOLUME_PVC_NOT_ALLOWED,
+        SpecRule::NotADirectory => codes::VOLUME_INVALID_HOST_PATH,
+        SpecRule::MountPathReserved => codes::VOLUME_INVALID_MOUNT_PATH,
+        SpecRule::LimitOutOfRange => codes::INVALID_PARAMETER,
     }
 }
 

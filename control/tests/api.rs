@@ -1525,3 +1525,118 @@ async fn legacy_events_honour_limit() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+/// Issue 10: values that Docker only refuses deep inside (or that change the
+/// meaning of its `source:target:mode` binds) are 400s at validation, naming
+/// the field and the rule, before anything is created.
+#[tokio::test]
+async fn values_that_would_only_fail_inside_the_engine_are_400s() {
+    let p = "SANDBOX::INVALID_PARAMETER";
+    let mount = "VOLUME::INVALID_MOUNT_PATH";
+    let vol = |v: Value| body_with("volumes", json!([v]));
+    let at = |path: &str| vol(json!({"name": "a", "mountPath": path, "pvc": {"claimName": "c"}}));
+    let cases = [
+        (
+            body_with("image", json!({"uri": "busy\u{0}box"})),
+            p,
+            "image.uri: must not contain a NUL byte",
+        ),
+        (
+            body_with("entrypoint", json!(["sh", "-c\u{0}"])),
+            p,
+            "entrypoint[1]: must not contain a NUL byte",
+        ),
+        (
+            body_with("env", json!({"A\u{0}": "x"})),
+            p,
+            "neither '=' nor NUL",
+        ),
+        (
+            body_with("env", json!({"A": "x\u{0}"})),
+            p,
+            "env.A: the value contains a NUL byte",
+        ),
+        (
+            body_with("extensions", json!({"k": "v\u{0}"})),
+            p,
+            "extensions[\"k\"]: must not contain a NUL byte",
+        ),
+        (
+            body_with("metadata", json!({"team": "a\u{0}"})),
+            "SANDBOX::INVALID_METADATA_LABEL",
+            "metadata value",
+        ),
+        (
+            body_with("metadata", json!({"sandgate.io/metadata": "x"})),
+            "SANDBOX::INVALID_METADATA_LABEL",
+            "reserved prefix \"sandgate.io/\"",
+        ),
+        (
+            body_with("resourceLimits", json!({"cpu": "1e300"})),
+            p,
+            "resourceLimits.cpu: \"1e300\" is not a CPU quantity",
+        ),
+        (
+            body_with("resourceLimits", json!({"cpu": "0"})),
+            p,
+            "resourceLimits.cpu: \"0\" must be at least 1m",
+        ),
+        (
+            body_with("resourceLimits", json!({"cpu": "100000000000"})),
+            p,
+            "resourceLimits.cpu: \"100000000000\" is more CPU than any host has",
+        ),
+        (at("/"), mount, "volumes[0].mountPath: must not be '/'"),
+        (
+            at("/a:b"),
+            mount,
+            "volumes[0].mountPath: must not contain ':'",
+        ),
+        (at("/a\u{0}"), mount, "must not contain ':' or a NUL byte"),
+        (at("/tmp/.."), mount, "must be normalized"),
+        (at("/data/"), mount, "must be normalized"),
+        (at("/proc/sys"), mount, "must not be /proc or below it"),
+        (at("/dev"), mount, "must not be /dev or below it"),
+        (at("/sys"), mount, "must not be /sys or below it"),
+        (
+            body_with(
+                "volumes",
+                json!([
+                {"name": "a", "mountPath": "/same", "pvc": {"claimName": "c"}},
+                {"name": "b", "mountPath": "/same", "pvc": {"claimName": "d"}}]),
+            ),
+            mount,
+            "volumes[1].mountPath: \"/same\" is used by an earlier volume",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "host": {"path": "/data/a:b"}})),
+            "VOLUME::INVALID_HOST_PATH",
+            "volumes[0].host.path: must not contain ':'",
+        ),
+        (
+            vol(json!({"name": "a", "mountPath": "/a", "host": {"path": "/data/a\u{0}"}})),
+            "VOLUME::INVALID_HOST_PATH",
+            "NUL byte",
+        ),
+        (
+            vol(
+                json!({"name": "a", "mountPath": "/a", "subPath": "x:y", "host": {"path": "/data"}}),
+            ),
+            "VOLUME::INVALID_SUB_PATH",
+            "volumes[0].subPath: must not contain ':'",
+        ),
+    ];
+    let app = app().await;
+    for (bad, code, fragment) in cases {
+        let (status, error) = app
+            .call(Method::POST, "/v1/sandboxes", Some(bad.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {error}");
+        assert_eq!(error["code"], code, "{bad} -> {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(fragment),
+            "{bad} -> {error}"
+        );
+    }
+    assert!(app.fake.calls().iter().all(|(op, _)| *op != Op::Provision));
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::docker::{DockerApp, EXECD, busybox, docker, http_get, wait_http};
+use sandgate_control::runtime::Runtime;
+use sandgate_control::runtime::docker::{DockerRuntime, DockerSettings};
 use serde_json::{Value, json};
 
 const HTTPD: [&str; 6] = ["httpd", "-f", "-p", "8080", "-h", "/www"];
@@ -312,6 +314,8 @@ async fn host_paths_follow_the_allow_list_and_resist_traversal() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(allowed.join("hello.txt"), "from the host").unwrap();
     std::os::unix::fs::symlink(&outside, allowed.join("escape")).unwrap();
+    std::fs::create_dir_all(allowed.join("inner")).unwrap();
+    std::os::unix::fs::symlink(allowed.join("inner"), allowed.join("inward")).unwrap();
     let allowed_text = allowed.to_string_lossy().to_string();
     let app = DockerApp::start(|s| s.allowed_host_paths = vec![allowed_text.clone()]).await;
     let volume = |path: String, sub: Option<&str>| {
@@ -347,6 +351,29 @@ async fn host_paths_follow_the_allow_list_and_resist_traversal() {
         (
             volume(allowed_text.clone(), Some("../outside")),
             "VOLUME::INVALID_SUB_PATH",
+        ),
+        // Issue 10: no symlink below the prefix is followed, even one that
+        // stays inside (another sandbox could retarget it), and only
+        // directories are mounted.
+        (
+            volume(format!("{allowed_text}/inward"), None),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+        ),
+        (
+            volume(allowed_text.clone(), Some("escape")),
+            "VOLUME::HOST_PATH_NOT_ALLOWED",
+        ),
+        (
+            volume(allowed_text.clone(), Some("inner/../escape")),
+            "VOLUME::INVALID_SUB_PATH",
+        ),
+        (
+            volume(format!("{allowed_text}/hello.txt"), None),
+            "VOLUME::INVALID_HOST_PATH",
+        ),
+        (
+            volume(allowed_text.clone(), Some("hello.txt/x")),
+            "VOLUME::INVALID_HOST_PATH",
         ),
     ];
     for (bad, code) in cases {
@@ -586,7 +613,8 @@ async fn devops_inspect_summary_and_legacy_logs_on_docker() {
         "  PIDs limit:   4096\n".to_owned(),
         "Network mode:   bridge\n".to_owned(),
         format!("  opensandbox.io/id={id}\n"),
-        "  team=diagnostics\n".to_owned(),
+        // Metadata is labelled under Sandgate's own prefix only (issue 10).
+        "  sandgate.io/metadata.team=diagnostics\n".to_owned(),
     ] {
         assert!(
             inspect.contains(&expected),
@@ -648,4 +676,288 @@ async fn devops_inspect_summary_and_legacy_logs_on_docker() {
         "only the last 2 lines: {summary}"
     );
     assert!(!summary.contains("env-value-never-shown-7f3a"), "{summary}");
+}
+
+/// Removes every container of a test instance, also when the test fails.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let filter = format!("label=sandgate.io/instance={}", self.0);
+        for id in docker(&["ps", "-aq", "--filter", &filter]).split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// Swaps a directory and a symlink to a directory outside the allow-list
+/// (`renameat2(RENAME_EXCHANGE)`, so the name always exists) every 20 ms
+/// (the stop channel's wait), until stopped.
+struct Swapper {
+    stop: std::sync::mpsc::Sender<()>,
+    swaps: std::sync::Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Swapper {
+    fn start(a: std::path::PathBuf, b: std::path::PathBuf) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let swaps = std::sync::Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new()));
+        let counter = swaps.clone();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(20))
+            {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &a,
+                    rustix::fs::CWD,
+                    &b,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                *counter.0.lock().unwrap() += 1;
+                counter.1.notify_all();
+            }
+        });
+        Self {
+            stop,
+            swaps,
+            thread,
+        }
+    }
+
+    /// Waits (at most 5 s) until the next swap, so that refused attempts,
+    /// which take no time, do not all land in the same state.
+    fn wait_for_swap(&self) {
+        let (count, changed) = &*self.swaps;
+        let seen = *count.lock().unwrap();
+        let (guard, timeout) = changed
+            .wait_timeout_while(count.lock().unwrap(), Duration::from_secs(5), |n| {
+                *n == seen
+            })
+            .unwrap();
+        drop(guard);
+        assert!(!timeout.timed_out(), "the swapper stopped swapping");
+    }
+
+    fn stop(self) -> u64 {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap();
+        *self.swaps.0.lock().unwrap()
+    }
+}
+
+/// Defect 3 of issue 10: the host path was checked, then Docker resolved the
+/// string again when the container started, so a directory swapped for a
+/// symlink in between mounted a directory outside the allow-list (about one
+/// create in six). Sandbox code that can write into an allowed directory can
+/// do this to the next sandbox mounting it. Now no create may ever see the
+/// outside directory, whether the swapped name is `host.path` or `subPath`.
+#[tokio::test]
+async fn a_directory_swapped_for_a_symlink_during_creates_never_mounts_outside() {
+    use sandgate_control::runtime::{Progress, ProvisionRequest};
+    use sandgate_control::sandbox::request::{CreateRules, CreateSandboxBody};
+    const CREATES: usize = 30;
+
+    let root = tempfile::tempdir().unwrap();
+    let allowed = root.path().join("allowed");
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(allowed.join("victim")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(allowed.join("victim/inside-marker"), "in").unwrap();
+    std::fs::write(outside.join("outside-marker"), "out").unwrap();
+    std::os::unix::fs::symlink(&outside, allowed.join("swap")).unwrap();
+    let allowed_text = allowed.to_string_lossy().to_string();
+    let settings = DockerSettings {
+        instance: format!("test-{}", uuid::Uuid::new_v4().simple()),
+        stop_grace: Duration::from_secs(1),
+        allowed_host_paths: vec![allowed_text.clone()],
+        ..DockerSettings::default()
+    };
+    let runtime = DockerRuntime::connect(settings.clone()).await.unwrap();
+    let _cleanup = RemoveOnDrop(settings.instance.clone());
+    let rules = CreateRules {
+        max_timeout_seconds: None,
+        allowed_host_paths: settings.allowed_host_paths.clone(),
+    };
+    let swapper = Swapper::start(allowed.join("victim"), allowed.join("swap"));
+    let (mut escaped, mut inside, mut refused) = (0, 0, 0);
+    for attempt in 0..CREATES {
+        let volume = if attempt % 2 == 0 {
+            json!({"name": "data", "mountPath": "/data", "host": {"path": format!("{allowed_text}/victim")}})
+        } else {
+            json!({"name": "data", "mountPath": "/data", "subPath": "victim", "host": {"path": allowed_text}})
+        };
+        let mut body = busybox(&["sleep", "600"]);
+        body["volumes"] = json!([volume]);
+        let body: CreateSandboxBody = serde_json::from_value(body).unwrap();
+        let spec = body.validate(&rules).unwrap().spec;
+        if let Err(error) = runtime.check_spec(&spec) {
+            eprintln!("attempt {attempt}: refused at validation: {error}");
+            refused += 1;
+            swapper.wait_for_swap();
+            continue;
+        }
+        let request = ProvisionRequest {
+            id: format!("race-{}-{attempt}", &settings.instance[5..17])
+                .parse()
+                .unwrap(),
+            spec: std::sync::Arc::new(spec),
+            metadata: Default::default(),
+            image_auth: None,
+            created_at: sandgate_shared::time::Timestamp::parse("2030-01-01T00:00:00Z").unwrap(),
+            expires_at: None,
+        };
+        let provisioned = runtime
+            .provision(&request, &Progress::new(|_| {}), &Default::default())
+            .await;
+        if let Err(error) = &provisioned {
+            eprintln!("attempt {attempt}: refused at creation: {error}");
+            swapper.wait_for_swap();
+        }
+        if provisioned.is_ok() {
+            let pid = docker(&[
+                "inspect",
+                "-f",
+                "{{.State.Pid}}",
+                &container(request.id.as_ref()),
+            ]);
+            let data = std::path::PathBuf::from(format!("/proc/{pid}/root/data"));
+            if data.join("outside-marker").exists() {
+                escaped += 1;
+            } else {
+                assert!(
+                    data.join("inside-marker").exists(),
+                    "attempt {attempt} mounted neither directory"
+                );
+                inside += 1;
+            }
+        } else {
+            refused += 1;
+        }
+        runtime.delete(&request.id).await.unwrap();
+    }
+    let swaps = swapper.stop();
+    eprintln!(
+        "{CREATES} creates, {swaps} swaps: {escaped} escaped, {inside} inside, {refused} refused"
+    );
+    assert_eq!(
+        escaped, 0,
+        "{escaped} of {CREATES} creates mounted the directory outside the allow-list"
+    );
+    assert!(
+        inside > 0,
+        "no create mounted anything: the race was not exercised"
+    );
+}
+
+/// Issue 10: a `pvc` volume names only a volume Sandgate created, or one the
+/// operator listed in `sandgate.allowed_pvc_names`; a named volume's
+/// `subPath` is walked without symlinks (sandbox code writes into volumes).
+#[tokio::test]
+async fn pvc_volumes_are_sandgates_own_or_allowed_and_subpaths_follow_no_symlinks() {
+    let foreign = format!("sgt-foreign-{}", uuid::Uuid::new_v4().simple());
+    docker(&["volume", "create", &foreign]);
+    struct RemoveVolume(String);
+    impl Drop for RemoveVolume {
+        fn drop(&mut self) {
+            docker(&["volume", "rm", "-f", &self.0]);
+        }
+    }
+    let _cleanup = RemoveVolume(foreign.clone());
+    let with_volume = |claim: &str, sub: Option<&str>, entrypoint: &[&str]| {
+        let mut volume = json!({"name": "v", "mountPath": "/v", "pvc": {"claimName": claim, "createIfNotExists": false}});
+        if let Some(sub) = sub {
+            volume["subPath"] = json!(sub);
+        }
+        let mut body = busybox(entrypoint);
+        body["volumes"] = json!([volume]);
+        body
+    };
+
+    let app = DockerApp::start(|_| {}).await;
+    let id = app
+        .app
+        .create("/v1", with_volume(&foreign, None, &["sleep", "600"]))
+        .await;
+    let failed = app.app.wait_state(&id, "Failed").await;
+    let message = failed["status"]["message"].as_str().unwrap();
+    assert!(message.contains("sandgate.allowed_pvc_names"), "{failed}");
+    drop(app);
+
+    let app = DockerApp::start(|s| s.allowed_pvc_names = vec![foreign.clone()]).await;
+    let planter = with_volume(
+        &foreign,
+        None,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /v/dir && ln -s /etc /v/link && sleep 600",
+        ],
+    );
+    let planter = app.app.create("/v1", planter).await;
+    app.app.wait_state(&planter, "Running").await;
+    let mountpoint = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &foreign]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::symlink_metadata(format!("{mountpoint}/link")).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the link was never planted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let escape = app
+        .app
+        .create(
+            "/v1",
+            with_volume(&foreign, Some("link"), &["sleep", "600"]),
+        )
+        .await;
+    let failed = app.app.wait_state(&escape, "Failed").await;
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link"),
+        "{failed}"
+    );
+    let inside = app
+        .app
+        .create("/v1", with_volume(&foreign, Some("dir"), &["sleep", "600"]))
+        .await;
+    app.app.wait_state(&inside, "Running").await;
+}
+
+/// Issue 10: metadata is written under `sandgate.io/metadata.` only, so it
+/// cannot set `traefik.*` or `com.docker.*` labels on the container; CPU
+/// limits beyond the engine's CPUs are a 400 before anything is created.
+#[tokio::test]
+async fn metadata_stays_in_its_label_namespace_and_cpu_stays_within_the_engine() {
+    let app = DockerApp::start(|_| {}).await;
+    let mut body = busybox(&["sleep", "600"]);
+    body["metadata"] = json!({"traefik.enable": "true", "com.docker.compose.project": "x"});
+    let id = app.app.create("/v1", body).await;
+    let running = app.app.wait_state(&id, "Running").await;
+    assert_eq!(running["metadata"]["traefik.enable"], "true");
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &container(&id)]);
+    let labels: Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels.get("traefik.enable"), None, "{labels}");
+    assert_eq!(labels.get("com.docker.compose.project"), None, "{labels}");
+    assert_eq!(labels["sandgate.io/metadata.traefik.enable"], "true");
+
+    let mut body = busybox(&["sleep", "600"]);
+    body["resourceLimits"] = json!({"cpu": "100000"});
+    let (status, error) = app
+        .app
+        .call(Method::POST, "/v1/sandboxes", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("CPUs the engine has"),
+        "{error}"
+    );
 }

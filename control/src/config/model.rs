@@ -260,6 +260,9 @@ pub struct SandgateConfig {
     pub instance: String,
     /// Docker runtime: time between SIGTERM and SIGKILL on delete (default 3 s).
     pub docker_stop_grace: Duration,
+    /// Named volumes Sandgate did not create that `pvc` volumes may mount
+    /// (default none: only volumes labelled as Sandgate's).
+    pub allowed_pvc_names: Vec<String>,
     /// `[sandgate.fake]`.
     pub fake: FakeConfig,
     /// `sandgate.cors_allowed_origins` and `sandgate.allowed_hosts`.

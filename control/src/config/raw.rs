@@ -392,6 +392,8 @@ pub struct RawSandgate {
     pub cors_allowed_origins: Option<Vec<String>>,
     /// Host names accepted in `Host` while authentication is off, besides IP addresses and `localhost` (default none).
     pub allowed_hosts: Option<Vec<String>>,
+    /// Named volumes Sandgate did not create that `pvc` volumes may still mount (default none).
+    pub allowed_pvc_names: Option<Vec<String>>,
     /// `[sandgate.fake]`: the in-memory runtime.
     #[serde(default)]
     pub fake: RawFake,

@@ -326,9 +326,24 @@ fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> Sandgate
         pending_failure_ttl: pending_failure_ttl(raw.pending_failure_ttl_seconds, env, p),
         orphan_policy: orphan_policy.unwrap_or(OrphanPolicy::Adopt),
         shutdown_grace: seconds(grace.unwrap_or(30)),
+        allowed_pvc_names: allowed_pvc_names(raw.allowed_pvc_names, p),
         fake: fake(raw.fake, env, p),
         web: super::web::validate(raw.cors_allowed_origins, raw.allowed_hosts, p),
     }
+}
+
+/// Each entry must be a name a `pvc.claimName` can hold, or it could never match.
+fn allowed_pvc_names(names: Option<Vec<String>>, p: &mut Problems) -> Vec<String> {
+    let names = names.unwrap_or_default();
+    for (index, name) in names.iter().enumerate() {
+        if !crate::sandbox::labels::matches_dns_label_pattern(name, 253) {
+            p.push(
+                format!("sandgate.allowed_pvc_names[{index}]"),
+                format!("{name:?} must be 1-253 lowercase letters, digits or '-', starting and ending with a letter or digit (the claimName rule)"),
+            );
+        }
+    }
+    names
 }
 
 /// `sandgate.pending_failure_ttl_seconds`, overridden by a non-blank `PENDING_FAILURE_TTL`.

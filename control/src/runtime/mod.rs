@@ -322,6 +322,14 @@ pub enum SpecRule {
     VolumeNotFound,
     /// A subPath on a volume whose driver cannot offer one.
     SubPathUnsupportedDriver,
+    /// A named volume Sandgate did not create and the allow-list does not name.
+    VolumeNotAllowed,
+    /// A host path or subPath that is not a directory.
+    NotADirectory,
+    /// A mount path that would hide what the runtime installs.
+    MountPathReserved,
+    /// A resource limit the engine cannot honour.
+    LimitOutOfRange,
 }
 
 /// Why an image pull failed.

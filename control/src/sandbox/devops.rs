@@ -24,7 +24,7 @@ use sandgate_shared::time::Timestamp;
 use super::diagnostics::{history_line, runtime_line};
 use super::error::{Operation, SandboxError};
 use super::query::parse_number;
-use super::request::Problem;
+use super::rules::FieldProblem;
 use super::service::SandboxService;
 use crate::error::error_chain;
 use crate::runtime::{LogWindow, RuntimeError};
@@ -52,7 +52,7 @@ pub struct Bounds {
 impl Bounds {
     /// `value` when it is an integer within the bounds; otherwise records
     /// a problem naming the field and its rule, and returns the default.
-    fn parse(self, value: &str, problems: &mut Vec<Problem>) -> u32 {
+    fn parse(self, value: &str, problems: &mut Vec<FieldProblem>) -> u32 {
         parse_number(self.name, value, self.min, self.max).unwrap_or_else(|problem| {
             problems.push(problem);
             self.default
@@ -90,7 +90,7 @@ fn pairs(raw: Option<&str>) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
 }
 
-fn finish<T>(value: T, problems: Vec<Problem>) -> Result<T, SandboxError> {
+fn finish<T>(value: T, problems: Vec<FieldProblem>) -> Result<T, SandboxError> {
     if problems.is_empty() {
         Ok(value)
     } else {

@@ -5,7 +5,7 @@
 use sandgate_shared::api::DiagnosticContent;
 
 use super::error::SandboxError;
-use super::request::Problem;
+use super::rules::FieldProblem;
 use super::service::SandboxService;
 use crate::error::codes;
 use crate::runtime::{LogWindow, ProcessEvent};
@@ -63,7 +63,7 @@ impl SandboxService {
                 kind.as_str(),
                 kind.scopes().join(", ")
             );
-            return Err(SandboxError::Invalid(vec![Problem::new(
+            return Err(SandboxError::Invalid(vec![FieldProblem::new(
                 codes::INVALID_PARAMETER,
                 message,
             )]));

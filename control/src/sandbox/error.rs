@@ -1,7 +1,7 @@
 //! Domain errors of sandbox operations: what happened, never how it is
 //! answered over HTTP (that mapping lives in [`crate::error`]).
 
-use super::request::Problem;
+use super::rules::FieldProblem;
 use crate::runtime::{RuntimeError, RuntimeKind};
 use crate::store::StoreError;
 
@@ -48,7 +48,7 @@ pub enum SandboxError {
     },
     /// The request breaks one or more rules.
     #[error("{}", join(.0))]
-    Invalid(Vec<Problem>),
+    Invalid(Vec<FieldProblem>),
     /// The sandbox's state does not allow the operation.
     #[error("{message}")]
     Conflict {
@@ -83,7 +83,7 @@ pub enum SandboxError {
     Store(#[from] StoreError),
 }
 
-fn join(problems: &[Problem]) -> String {
+fn join(problems: &[FieldProblem]) -> String {
     problems
         .iter()
         .map(|p| p.message.as_str())
@@ -94,6 +94,6 @@ fn join(problems: &[Problem]) -> String {
 impl SandboxError {
     /// A single-problem validation error.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid(vec![Problem::new(code, message)])
+        Self::Invalid(vec![FieldProblem::new(code, message)])
     }
 }

@@ -1,7 +1,13 @@
 //! Metadata label rules (Kubernetes label syntax), shared by create and PATCH.
+//!
+//! Metadata never becomes a container label as it is: the Docker runtime
+//! stores each key under its own `sandgate.io/metadata.` prefix, so a key such
+//! as `traefik.enable` or `com.docker.compose.project` cannot steer tools that
+//! read labels. Keys under Sandgate's and OpenSandbox's own prefixes would
+//! collide with the labels the runtime writes and are refused.
 
-/// The prefix reserved for Sandgate's and OpenSandbox's own labels.
-pub const RESERVED_PREFIX: &str = "opensandbox.io/";
+/// The prefixes reserved for Sandgate's and OpenSandbox's own labels.
+pub const RESERVED_PREFIXES: [&str; 2] = ["opensandbox.io/", "sandgate.io/"];
 
 const MAX_NAME: usize = 63;
 const MAX_PREFIX: usize = 253;
@@ -42,9 +48,11 @@ pub fn check_value(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// Whether a key uses the reserved `opensandbox.io/` prefix.
-pub fn is_reserved(key: &str) -> bool {
-    key.starts_with(RESERVED_PREFIX)
+/// The reserved prefix `key` uses, if any.
+pub fn reserved_prefix(key: &str) -> Option<&'static str> {
+    RESERVED_PREFIXES
+        .into_iter()
+        .find(|prefix| key.starts_with(prefix))
 }
 
 fn is_label_name(s: &str) -> bool {
@@ -121,8 +129,16 @@ mod tests {
     }
 
     #[test]
-    fn reserved_prefix() {
-        assert!(is_reserved("opensandbox.io/id"));
-        assert!(!is_reserved("opensandbox.io.evil/key"));
+    fn reserved_prefixes() {
+        assert_eq!(
+            reserved_prefix("opensandbox.io/id"),
+            Some("opensandbox.io/")
+        );
+        assert_eq!(
+            reserved_prefix("sandgate.io/metadata"),
+            Some("sandgate.io/")
+        );
+        assert_eq!(reserved_prefix("opensandbox.io.evil/key"), None);
+        assert_eq!(reserved_prefix("traefik.enable"), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod query;
 pub mod reconcile;
 pub mod registry;
 pub mod request;
+pub mod rules;
 pub mod service;
 pub mod state;
 pub mod volumes;

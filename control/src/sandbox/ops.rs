@@ -10,7 +10,7 @@ use sandgate_shared::time::Timestamp;
 use super::error::{Conflict, Operation, SandboxError};
 use super::labels;
 use super::model::{SandboxRecord, reason};
-use super::request::Problem;
+use super::rules::FieldProblem;
 use super::service::SandboxService;
 use super::state::Transition;
 use crate::error::codes;
@@ -317,13 +317,10 @@ impl SandboxService {
 fn check_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), SandboxError> {
     let mut problems = Vec::new();
     for (key, value) in patch {
-        if labels::is_reserved(key) {
-            problems.push(Problem::new(
+        if let Some(prefix) = labels::reserved_prefix(key) {
+            problems.push(FieldProblem::new(
                 codes::RESERVED_METADATA_LABEL,
-                format!(
-                    "Metadata key {key:?} is reserved ({} prefix).",
-                    labels::RESERVED_PREFIX
-                ),
+                format!("Metadata key {key:?} is reserved ({prefix} prefix)."),
             ));
             continue;
         }
@@ -332,7 +329,7 @@ fn check_patch(patch: &BTreeMap<String, Option<String>>) -> Result<(), SandboxEr
             None => Ok(()),
         });
         if let Err(message) = checked {
-            problems.push(Problem::new(codes::INVALID_METADATA_LABEL, message));
+            problems.push(FieldProblem::new(codes::INVALID_METADATA_LABEL, message));
         }
     }
     if problems.is_empty() {

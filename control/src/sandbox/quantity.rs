@@ -4,6 +4,10 @@
 //! (including fractional memory such as `1.5Gi`), Sandgate accepts decimal
 //! amounts and rejects anything else with a message naming the value.
 
+/// The largest CPU quantity accepted anywhere (a million cores); runtimes
+/// apply their host's real count on top.
+const MAX_CPU_MILLIS: u64 = 1_000_000_000;
+
 /// Parses a CPU quantity into millicores: `500m` → 500, `2` → 2000, `0.5` → 500.
 pub fn parse_cpu_millis(text: &str) -> Result<u64, String> {
     let value = text.trim();
@@ -12,7 +16,11 @@ pub fn parse_cpu_millis(text: &str) -> Result<u64, String> {
         None => parse_decimal(value).map(|n| (n * 1000.0).round()),
     };
     match millis {
-        Some(m) if m >= 1.0 && m <= u64::MAX as f64 => Ok(m as u64),
+        Some(m) if m >= 1.0 && m <= MAX_CPU_MILLIS as f64 => Ok(m as u64),
+        Some(m) if m >= 1.0 => Err(format!(
+            "{text:?} is more CPU than any host has (at most {} cores)",
+            MAX_CPU_MILLIS / 1000
+        )),
         Some(_) => Err(format!("{text:?} must be at least 1m (one millicore)")),
         None => Err(format!(
             "{text:?} is not a CPU quantity; use cores (\"2\", \"0.5\") or millicores (\"500m\")"
@@ -33,7 +41,8 @@ pub fn parse_memory_bytes(text: &str) -> Result<u64, String> {
         .zip(memory_multiplier(unit))
         .map(|(n, m)| (n * m as f64).floor());
     match bytes {
-        Some(b) if b >= 1.0 && b <= u64::MAX as f64 => Ok(b as u64),
+        Some(b) if b >= 1.0 && b <= i64::MAX as f64 => Ok(b as u64),
+        Some(b) if b >= 1.0 => Err(format!("{text:?} is more memory than any host has")),
         Some(_) => Err(format!("{text:?} must be at least 1 byte")),
         None => Err(format!(
             "{text:?} is not a memory quantity; use bytes or a unit such as \"512Mi\", \"1Gi\", \"2G\""
@@ -101,6 +110,12 @@ mod tests {
         assert!(parse_cpu_millis("bad").is_err());
         assert!(parse_cpu_millis("-1").is_err());
         assert!(parse_cpu_millis("1.2.3").is_err());
+        assert!(parse_cpu_millis("0.0001").is_err(), "rounds to 0m");
+        assert_eq!(parse_cpu_millis("1000000"), Ok(1_000_000_000));
+        for absurd in ["1000001", "1e300", "99999999999999999999999999"] {
+            let error = parse_cpu_millis(absurd).unwrap_err();
+            assert!(!error.contains("at least"), "{absurd}: {error}");
+        }
     }
 
     #[test]
@@ -115,6 +130,11 @@ mod tests {
         assert!(parse_memory_bytes("12XB").is_err());
         assert!(parse_memory_bytes("Gi").is_err());
         assert!(parse_memory_bytes("0").is_err());
+        assert!(
+            parse_memory_bytes("99999999Ei")
+                .unwrap_err()
+                .contains("more memory")
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use sandgate_shared::api::{ListSandboxesResponse, Pagination, SandboxState};
 
 use super::model::SandboxRecord;
 use super::registry::Registry;
-use super::request::Problem;
+use super::rules::FieldProblem;
 use crate::error::codes;
 
 /// Default and maximum page sizes.
@@ -48,7 +48,7 @@ impl Default for ListQuery {
 
 impl ListQuery {
     /// Parses the raw query string (without `?`).
-    pub fn parse(raw: Option<&str>) -> Result<Self, Problem> {
+    pub fn parse(raw: Option<&str>) -> Result<Self, FieldProblem> {
         let mut query = Self::default();
         let mut unknown_states = Vec::new();
         for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -118,11 +118,11 @@ impl ListQuery {
 }
 
 /// Parses `k=v&k2=v2`; a segment without `=` is an error. Later keys win.
-pub fn parse_metadata_filter(text: &str) -> Result<BTreeMap<String, String>, Problem> {
+pub fn parse_metadata_filter(text: &str) -> Result<BTreeMap<String, String>, FieldProblem> {
     let mut filter = BTreeMap::new();
     for segment in text.split('&').filter(|s| !s.is_empty()) {
         if !segment.contains('=') {
-            return Err(Problem::new(
+            return Err(FieldProblem::new(
                 codes::INVALID_METADATA_FORMAT,
                 format!(
                     "metadata: invalid format, bad query field: {segment:?}; expected key=value pairs joined by '&'"
@@ -137,14 +137,19 @@ pub fn parse_metadata_filter(text: &str) -> Result<BTreeMap<String, String>, Pro
 }
 
 /// `value` as an integer in `min..=max`, else a problem naming `field` and the rule.
-pub(super) fn parse_number(field: &str, value: &str, min: u32, max: u32) -> Result<u32, Problem> {
+pub(super) fn parse_number(
+    field: &str,
+    value: &str,
+    min: u32,
+    max: u32,
+) -> Result<u32, FieldProblem> {
     value
         .trim()
         .parse::<u32>()
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| {
-            Problem::new(
+            FieldProblem::new(
                 codes::INVALID_PARAMETER,
                 format!("{field}: {value:?} must be an integer from {min} to {max}"),
             )

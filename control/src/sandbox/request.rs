@@ -4,17 +4,18 @@
 //! Unknown fields are ignored (newer SDKs send more). Every rule violation is
 //! collected, so one response names every problem; each names its field.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::labels;
 use super::model::{
     EgressRule, NetworkPolicy, PlatformSpec, PolicyAction, Resources, SandboxSpec, Source,
-    VolumeBackend, VolumeSpec,
 };
 use super::quantity;
-use super::volumes;
+use super::rules::no_nul;
+pub use super::rules::{CreateRules, FieldProblem};
+use super::volumes::{self, VolumeBody};
 use crate::error::codes;
 use crate::runtime::RegistryAuth;
 
@@ -118,102 +119,6 @@ pub struct CredentialProxyBody {
     pub enabled: bool,
 }
 
-/// One `volumes[]` entry.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VolumeBody {
-    /// DNS-label name.
-    pub name: String,
-    /// Absolute mount path.
-    pub mount_path: String,
-    /// Read-only mount.
-    #[serde(default)]
-    pub read_only: bool,
-    /// Path inside the backend.
-    pub sub_path: Option<String>,
-    /// Host directory backend.
-    pub host: Option<HostBody>,
-    /// Named volume / PVC backend.
-    pub pvc: Option<PvcBody>,
-    /// OSS bucket backend.
-    pub ossfs: Option<OssfsBody>,
-}
-
-/// `volumes[].host`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct HostBody {
-    /// Absolute host path.
-    pub path: String,
-}
-
-/// `volumes[].pvc`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PvcBody {
-    /// Claim or volume name.
-    pub claim_name: String,
-    /// Create when missing (default true).
-    pub create_if_not_exists: Option<bool>,
-    /// Remove with the sandbox when Sandgate created it.
-    #[serde(default)]
-    pub delete_on_sandbox_termination: bool,
-    /// Kubernetes storage class.
-    pub storage_class: Option<String>,
-    /// Kubernetes size.
-    pub storage: Option<String>,
-    /// Kubernetes access modes.
-    pub access_modes: Option<Vec<String>>,
-}
-
-/// `volumes[].ossfs`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OssfsBody {
-    /// Bucket.
-    pub bucket: String,
-    /// Endpoint.
-    pub endpoint: String,
-    /// `1.0` or `2.0`.
-    pub version: Option<String>,
-    /// Mount options.
-    pub options: Option<Vec<String>>,
-    /// Access key id.
-    pub access_key_id: Option<String>,
-    /// Access key secret.
-    pub access_key_secret: Option<String>,
-}
-
-/// One rule violation: the wire code and a message naming the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Error code (`SANDBOX::INVALID_PARAMETER`).
-    pub code: &'static str,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl Problem {
-    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn param(message: impl Into<String>) -> Self {
-        Self::new(codes::INVALID_PARAMETER, message)
-    }
-}
-
-/// Server-side limits that validation applies.
-#[derive(Debug, Clone, Default)]
-pub struct CreateRules {
-    /// `server.max_sandbox_timeout_seconds`.
-    pub max_timeout_seconds: Option<u64>,
-    /// `storage.allowed_host_paths`.
-    pub allowed_host_paths: Vec<String>,
-}
-
 /// A create request that passed validation.
 #[derive(Debug)]
 pub struct ValidCreate {
@@ -268,8 +173,9 @@ pub const RENEW_EXTEND_KEY: &str = "access.renew.extend.seconds";
 
 impl CreateSandboxBody {
     /// Validates every field; returns all problems, or the spec.
-    pub fn validate(self, rules: &CreateRules) -> Result<ValidCreate, Vec<Problem>> {
+    pub fn validate(self, rules: &CreateRules) -> Result<ValidCreate, Vec<FieldProblem>> {
         let mut problems = Vec::new();
+        check_nul_bytes(&self, &mut problems);
         let extensions = self.extensions.unwrap_or_default();
         check_extensions(&extensions, &mut problems);
         let (source, image_auth) = source(self.image, self.snapshot_id, &mut problems);
@@ -283,7 +189,7 @@ impl CreateSandboxBody {
             .network_policy
             .and_then(|p| network_policy(p, &mut problems));
         if self.credential_proxy.is_some_and(|c| c.enabled) && network_policy.is_none() {
-            problems.push(Problem::param(
+            problems.push(FieldProblem::param(
                 "credentialProxy.enabled requires networkPolicy: the credential proxy runs in the egress sidecar",
             ));
         }
@@ -312,12 +218,31 @@ impl CreateSandboxBody {
     }
 }
 
-fn check_extensions(extensions: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+/// NUL bytes in the strings that reach the engine as they are (the other
+/// fields have rules that exclude them already).
+fn check_nul_bytes(body: &CreateSandboxBody, problems: &mut Vec<FieldProblem>) {
+    if let Some(image) = &body.image {
+        no_nul("image.uri", &image.uri, problems);
+    }
+    if let Some(id) = &body.snapshot_id {
+        no_nul("snapshotId", id, problems);
+    }
+    for (i, arg) in body.entrypoint.iter().flatten().enumerate() {
+        no_nul(&format!("entrypoint[{i}]"), arg, problems);
+    }
+    for (key, value) in body.extensions.iter().flatten() {
+        if no_nul(&format!("extensions key {key:?}"), key, problems) {
+            no_nul(&format!("extensions[{key:?}]"), value, problems);
+        }
+    }
+}
+
+fn check_extensions(extensions: &BTreeMap<String, String>, problems: &mut Vec<FieldProblem>) {
     if extensions
         .get("poolRef")
         .is_some_and(|p| !p.trim().is_empty())
     {
-        problems.push(Problem::new(
+        problems.push(FieldProblem::new(
             codes::UNSUPPORTED_POOL_REF,
             "extensions.poolRef: pools are not supported by this runtime; create from an image instead",
         ));
@@ -328,7 +253,7 @@ fn check_extensions(extensions: &BTreeMap<String, String>, problems: &mut Vec<Pr
             .parse::<u64>()
             .is_ok_and(|s| (300..=86_400).contains(&s));
         if !ok {
-            problems.push(Problem::param(format!(
+            problems.push(FieldProblem::param(format!(
                 "extensions[{RENEW_EXTEND_KEY:?}]: {value:?} must be a whole number of seconds from 300 to 86400"
             )));
         }
@@ -338,7 +263,7 @@ fn check_extensions(extensions: &BTreeMap<String, String>, problems: &mut Vec<Pr
 fn source(
     image: Option<ImageBody>,
     snapshot_id: Option<String>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<FieldProblem>,
 ) -> (Option<Source>, Option<RegistryAuth>) {
     let image = image.filter(|i| !i.uri.trim().is_empty());
     let snapshot_id = snapshot_id.filter(|s| !s.trim().is_empty());
@@ -362,13 +287,13 @@ fn source(
             None,
         ),
         (Some(_), Some(_)) => {
-            problems.push(Problem::param(
+            problems.push(FieldProblem::param(
                 "image and snapshotId: exactly one must be given, not both",
             ));
             (None, None)
         }
         (None, None) => {
-            problems.push(Problem::param(
+            problems.push(FieldProblem::param(
                 "image: exactly one of image (with a non-empty uri) or snapshotId must be given",
             ));
             (None, None)
@@ -379,11 +304,11 @@ fn source(
 fn entrypoint(
     entrypoint: Option<Vec<String>>,
     source: &Option<Source>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<FieldProblem>,
 ) -> Vec<String> {
     match (entrypoint, source) {
         (Some(list), _) if list.is_empty() || list[0].trim().is_empty() => {
-            problems.push(Problem::param(
+            problems.push(FieldProblem::param(
                 "entrypoint: must be a non-empty list whose first element names the program",
             ));
             Vec::new()
@@ -393,7 +318,7 @@ fn entrypoint(
             DEFAULT_ENTRYPOINT.iter().map(|s| (*s).to_owned()).collect()
         }
         (None, _) => {
-            problems.push(Problem::param(
+            problems.push(FieldProblem::param(
                 "entrypoint: required when image is given, e.g. [\"python\", \"app.py\"]",
             ));
             Vec::new()
@@ -404,7 +329,7 @@ fn entrypoint(
 fn timeout(
     value: Option<&serde_json::Value>,
     rules: &CreateRules,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<FieldProblem>,
 ) -> Option<u64> {
     let seconds = match value {
         None | Some(serde_json::Value::Null) => return None,
@@ -431,12 +356,17 @@ fn timeout(
             Ok(s)
         }
     });
-    result.map_err(|m| problems.push(Problem::param(m))).ok()
+    result
+        .map_err(|m| problems.push(FieldProblem::param(m)))
+        .ok()
 }
 
-fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<Problem>) -> Resources {
+fn resources(
+    limits: Option<BTreeMap<String, String>>,
+    problems: &mut Vec<FieldProblem>,
+) -> Resources {
     let Some(raw) = limits else {
-        problems.push(Problem::param(
+        problems.push(FieldProblem::param(
             "resourceLimits: required, e.g. {\"cpu\": \"1\", \"memory\": \"2Gi\"} ({} means no limits)",
         ));
         return Resources::default();
@@ -447,7 +377,9 @@ fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<Proble
     };
     let mut check = |key: &str, result: Result<(), String>| {
         if let Err(message) = result {
-            problems.push(Problem::param(format!("resourceLimits.{key}: {message}")));
+            problems.push(FieldProblem::param(format!(
+                "resourceLimits.{key}: {message}"
+            )));
         }
     };
     if let Some(cpu) = resources.raw.get("cpu") {
@@ -470,17 +402,17 @@ fn resources(limits: Option<BTreeMap<String, String>>, problems: &mut Vec<Proble
 
 fn env(
     env: BTreeMap<String, Option<String>>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<FieldProblem>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (key, value) in env {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
-            problems.push(Problem::param(format!(
+            problems.push(FieldProblem::param(format!(
                 "env: variable name {key:?} must be non-empty and contain neither '=' nor NUL"
             )));
         } else if let Some(value) = value {
             if value.contains('\0') {
-                problems.push(Problem::param(format!(
+                problems.push(FieldProblem::param(format!(
                     "env.{key}: the value contains a NUL byte"
                 )));
             } else {
@@ -493,37 +425,36 @@ fn env(
 
 fn metadata(
     metadata: BTreeMap<String, String>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<FieldProblem>,
 ) -> BTreeMap<String, String> {
     for (key, value) in &metadata {
-        let result = if labels::is_reserved(key) {
+        let result = if let Some(prefix) = labels::reserved_prefix(key) {
             Err(format!(
-                "metadata key {key:?} uses the reserved prefix {:?}",
-                labels::RESERVED_PREFIX
+                "metadata key {key:?} uses the reserved prefix {prefix:?}"
             ))
         } else {
             labels::check_key(key).and_then(|()| labels::check_value(key, value))
         };
         if let Err(message) = result {
-            problems.push(Problem::new(codes::INVALID_METADATA_LABEL, message));
+            problems.push(FieldProblem::new(codes::INVALID_METADATA_LABEL, message));
         }
     }
     metadata
 }
 
-fn platform(body: PlatformBody, problems: &mut Vec<Problem>) -> Option<PlatformSpec> {
+fn platform(body: PlatformBody, problems: &mut Vec<FieldProblem>) -> Option<PlatformSpec> {
     let os = body.os.trim().to_ascii_lowercase();
     let arch = body.arch.trim().to_ascii_lowercase();
     let mut ok = true;
     if !matches!(os.as_str(), "linux" | "windows") {
-        problems.push(Problem::param(format!(
+        problems.push(FieldProblem::param(format!(
             "platform.os: unsupported value {:?}; supported: linux, windows",
             body.os
         )));
         ok = false;
     }
     if !matches!(arch.as_str(), "amd64" | "arm64") {
-        problems.push(Problem::param(format!(
+        problems.push(FieldProblem::param(format!(
             "platform.arch: unsupported value {:?}; supported: amd64, arm64",
             body.arch
         )));
@@ -532,12 +463,16 @@ fn platform(body: PlatformBody, problems: &mut Vec<Problem>) -> Option<PlatformS
     ok.then_some(PlatformSpec { os, arch })
 }
 
-fn policy_action(field: &str, value: &str, problems: &mut Vec<Problem>) -> Option<PolicyAction> {
+fn policy_action(
+    field: &str,
+    value: &str,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<PolicyAction> {
     match value.trim().to_ascii_lowercase().as_str() {
         "allow" => Some(PolicyAction::Allow),
         "deny" => Some(PolicyAction::Deny),
         _ => {
-            problems.push(Problem::param(format!(
+            problems.push(FieldProblem::param(format!(
                 "{field}: {value:?} is not an action; use \"allow\" or \"deny\""
             )));
             None
@@ -545,7 +480,10 @@ fn policy_action(field: &str, value: &str, problems: &mut Vec<Problem>) -> Optio
     }
 }
 
-fn network_policy(body: NetworkPolicyBody, problems: &mut Vec<Problem>) -> Option<NetworkPolicy> {
+fn network_policy(
+    body: NetworkPolicyBody,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<NetworkPolicy> {
     let before = problems.len();
     let default_action = body
         .default_action
@@ -559,8 +497,8 @@ fn network_policy(body: NetworkPolicyBody, problems: &mut Vec<Problem>) -> Optio
             problems,
         );
         let target = rule.target.trim();
-        if target.is_empty() || target.contains(char::is_whitespace) {
-            problems.push(Problem::param(format!(
+        if target.is_empty() || target.contains(|c: char| c.is_whitespace() || c == '\0') {
+            problems.push(FieldProblem::param(format!(
                 "networkPolicy.egress[{i}].target: must be a domain, wildcard domain, IP or CIDR without spaces (got {:?})",
                 rule.target
             )));
@@ -575,36 +513,4 @@ fn network_policy(body: NetworkPolicyBody, problems: &mut Vec<Problem>) -> Optio
         default_action,
         egress,
     })
-}
-
-/// Names already used, for duplicate detection.
-pub(crate) type SeenNames = HashSet<String>;
-
-/// Builds the backend of a volume that already passed its checks.
-pub(crate) fn pvc_backend(pvc: PvcBody) -> VolumeBackend {
-    VolumeBackend::Pvc {
-        claim_name: pvc.claim_name,
-        create_if_not_exists: pvc.create_if_not_exists.unwrap_or(true),
-        delete_on_sandbox_termination: pvc.delete_on_sandbox_termination,
-        storage_class: pvc.storage_class,
-        storage: pvc.storage,
-        access_modes: pvc.access_modes.unwrap_or_default(),
-    }
-}
-
-/// A volume from its parts.
-pub(crate) fn volume(
-    body_name: String,
-    mount_path: String,
-    read_only: bool,
-    sub_path: Option<String>,
-    backend: VolumeBackend,
-) -> VolumeSpec {
-    VolumeSpec {
-        name: body_name,
-        mount_path,
-        read_only,
-        sub_path: sub_path.filter(|s| !s.is_empty()),
-        backend,
-    }
 }

@@ -141,7 +141,7 @@ fn values_are_carried_through() {
          [log]\nlevel = \"WARNING\"\n[runtime]\ntype = \"fake\"\nexecd_image = \"opensandbox/execd:v1.0.18\"\n\
          [docker]\nnetwork_mode = \"host\"\napi_timeout = 5\npids_limit = 0\napparmor_profile = \"\"\nseccomp_profile = \"/etc/seccomp.json\"\n\
          [storage]\nallowed_host_paths = [\"/data\", \"/srv/shared\"]\n[store]\ntype = \"sqlite\"\npath = \"~/db/s.db\"\n\
-         [sandgate]\norphan_policy = \"remove\"\nshutdown_grace_seconds = 0\n\
+         [sandgate]\norphan_policy = \"remove\"\nshutdown_grace_seconds = 0\nallowed_pvc_names = [\"shared-models\"]\n\
          [sandgate.fake]\nprovision_latency_ms = 250\noperation_latency_ms = 5\nendpoint_host = \"fake.local\"\nstate_file = \"~/fake.json\"\n",
     );
     assert_eq!(
@@ -172,6 +172,7 @@ fn values_are_carried_through() {
         Some("/etc/seccomp.json")
     );
     assert_eq!(c.storage.allowed_host_paths, ["/data", "/srv/shared"]);
+    assert_eq!(c.sandgate.allowed_pvc_names, ["shared-models"]);
     assert_eq!(c.store.path, PathBuf::from("/home/test/db/s.db"));
     assert_eq!(
         (c.sandgate.orphan_policy, c.sandgate.shutdown_grace),

@@ -161,6 +161,10 @@ fn each_rule_names_its_key() {
             "sandgate.shutdown_grace_seconds",
         ),
         (
+            "[sandgate]\nallowed_pvc_names = [\"ok\", \"Not_A_Claim\"]",
+            "sandgate.allowed_pvc_names[1]",
+        ),
+        (
             "[sandgate.fake]\nprovision_latency_ms = -1",
             "sandgate.fake.provision_latency_ms",
         ),

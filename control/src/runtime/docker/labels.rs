@@ -4,6 +4,10 @@
 //! recognises the containers; Sandgate adds `sandgate.io/*` labels with what
 //! OpenSandbox loses (the exact requested image and entrypoint, and which
 //! metadata keys are the user's, so image labels never leak into metadata).
+//!
+//! User metadata is written only under [`METADATA_KEY_PREFIX`], never as a
+//! label of its own name: a sandbox's creator must not be able to set
+//! `traefik.*`, `com.docker.*` or Sandgate's own labels on its container.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,6 +37,9 @@ pub(super) const IMAGE: &str = "sandgate.io/image";
 pub(super) const ENTRYPOINT: &str = "sandgate.io/entrypoint";
 /// The user metadata (JSON object).
 pub(super) const METADATA: &str = "sandgate.io/metadata";
+/// The prefix of the label that carries each user metadata key
+/// (`sandgate.io/metadata.team=infra`), for filtering with the engine's tools.
+pub(super) const METADATA_KEY_PREFIX: &str = "sandgate.io/metadata.";
 /// Marks volumes Sandgate created.
 pub(super) const VOLUME_OWNER: &str = "opensandbox.io/volume-managed-by";
 
@@ -45,7 +52,7 @@ pub(super) fn for_sandbox(
     let mut labels: HashMap<String, String> = request
         .metadata
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (format!("{METADATA_KEY_PREFIX}{k}"), v.clone()))
         .collect();
     labels.insert(ID.to_owned(), request.id.to_string());
     labels.insert(INSTANCE.to_owned(), instance.to_owned());
@@ -105,4 +112,54 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     key: &str,
 ) -> Option<T> {
     labels.get(key).and_then(|v| serde_json::from_str(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sandbox::model::{Resources, SandboxSpec};
+
+    #[test]
+    fn metadata_cannot_set_labels_outside_its_namespace() {
+        let metadata = BTreeMap::from([
+            ("traefik.enable".to_owned(), "true".to_owned()),
+            ("com.docker.compose.project".to_owned(), "x".to_owned()),
+            ("team".to_owned(), "infra".to_owned()),
+        ]);
+        let request = ProvisionRequest {
+            id: "sbx-1".parse().unwrap(),
+            spec: Arc::new(SandboxSpec {
+                source: Source::Image {
+                    uri: "busybox".to_owned(),
+                },
+                entrypoint: vec!["sh".to_owned()],
+                env: BTreeMap::new(),
+                resources: Resources::default(),
+                platform: None,
+                volumes: vec![],
+                network_policy: None,
+                secure_access: false,
+                extensions: BTreeMap::new(),
+                timeout_seconds: None,
+                needs_registry_auth: false,
+            }),
+            metadata: metadata.clone(),
+            image_auth: None,
+            created_at: Timestamp::parse("2030-01-01T00:00:00Z").unwrap(),
+            expires_at: None,
+        };
+        let labels = for_sandbox(&request, "default", &[]);
+        for key in labels.keys() {
+            assert!(
+                key.starts_with("sandgate.io/") || key.starts_with("opensandbox.io/"),
+                "{key} is outside Sandgate's namespaces"
+            );
+        }
+        assert_eq!(labels["sandgate.io/metadata.traefik.enable"], "true");
+        assert_eq!(labels["sandgate.io/metadata.team"], "infra");
+        assert_eq!(read(&labels).metadata, metadata, "read back unchanged");
+    }
 }

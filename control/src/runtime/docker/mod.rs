@@ -63,6 +63,12 @@ pub struct DockerSettings {
     pub execd_image: Option<String>,
     /// `storage.allowed_host_paths`.
     pub allowed_host_paths: Vec<String>,
+    /// `sandgate.allowed_pvc_names`: named volumes Sandgate did not create
+    /// that `pvc` volumes may still mount.
+    pub allowed_pvc_names: Vec<String>,
+    /// Root-only directory where checked host directories are bind-mounted
+    /// for Docker (see [`volumes`]); must lie outside the allowed prefixes.
+    pub bind_staging_dir: std::path::PathBuf,
     /// How long a deleted sandbox gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
     /// This control plane's name: only containers labelled with it are seen.
@@ -85,6 +91,8 @@ impl Default for DockerSettings {
             pids_limit: Some(4096),
             execd_image: None,
             allowed_host_paths: Vec::new(),
+            allowed_pvc_names: Vec::new(),
+            bind_staging_dir: "/run/sandgate/binds".into(),
             stop_grace: Duration::from_secs(3),
             instance: "default".to_owned(),
         }
@@ -96,6 +104,8 @@ pub struct DockerRuntime {
     docker: Docker,
     settings: DockerSettings,
     execd: Option<execd::Execd>,
+    /// The engine's CPU count, the ceiling of a sandbox's `cpu`.
+    host_cpus: Option<i64>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -122,10 +132,13 @@ impl DockerRuntime {
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
         let execd = settings.execd_image.clone().map(execd::Execd::new);
+        let host_cpus = docker.info().await.ok().and_then(|info| info.ncpu);
+        volumes::sweep_staging(&settings);
         Ok(Self {
             docker,
             settings,
             execd,
+            host_cpus,
         })
     }
 
@@ -146,8 +159,9 @@ impl DockerRuntime {
     ) -> Result<volumes::Prepared, RuntimeError> {
         let prepared = volumes::prepare(
             &self.docker,
+            &request.id,
             &request.spec.volumes,
-            &self.settings.allowed_host_paths,
+            &self.settings,
         )
         .await?;
         let install = match &self.execd {
@@ -336,7 +350,8 @@ impl Runtime for DockerRuntime {
                 "egress sidecars are not available on the Docker runtime yet",
             ));
         }
-        volumes::check(&spec.volumes, &self.settings.allowed_host_paths)
+        spec::check_resources(&spec.resources, self.host_cpus)?;
+        volumes::check(&spec.volumes, &self.settings)
     }
 
     async fn provision(
@@ -376,7 +391,7 @@ impl Runtime for DockerRuntime {
         if cancel.is_cancelled() {
             return Err(cancelled());
         }
-        match self.start(&request.id, progress).await {
+        let started = match self.start(&request.id, progress).await {
             Ok(state) => Ok(state),
             Err(error) => {
                 if let Err(cleanup) = self.remove(&request.id, &created.created).await {
@@ -384,7 +399,11 @@ impl Runtime for DockerRuntime {
                 }
                 Err(error)
             }
-        }
+        };
+        // Only now, with the container's own mounts made, may the volume
+        // staging mounts go (see `volumes`).
+        drop(created);
+        started
     }
 
     async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError> {

@@ -4,8 +4,53 @@ use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
 
 use super::DockerSettings;
 use super::labels;
-use crate::runtime::ProvisionRequest;
-use crate::sandbox::model::{GpuRequest, Source};
+use crate::runtime::{ProvisionRequest, RuntimeError, SpecRule};
+use crate::sandbox::model::{GpuRequest, Resources, Source};
+
+/// Docker's smallest CPU limit (0.01 CPU), in millicores.
+const MIN_CPU_MILLIS: u64 = 10;
+/// Docker's smallest memory limit (6 MiB).
+const MIN_MEMORY_BYTES: u64 = 6 << 20;
+
+/// Rejects limits the engine would refuse only when the container is created:
+/// less than 0.01 CPU or more CPUs than it has, and less than 6 MiB.
+pub(super) fn check_resources(
+    resources: &Resources,
+    host_cpus: Option<i64>,
+) -> Result<(), RuntimeError> {
+    let invalid = |message: String| RuntimeError::invalid_spec(SpecRule::LimitOutOfRange, message);
+    if let Some(millis) = resources.cpu_millis {
+        let raw = resources
+            .raw
+            .get("cpu")
+            .map(String::as_str)
+            .unwrap_or_default();
+        if millis < MIN_CPU_MILLIS {
+            return Err(invalid(format!(
+                "resourceLimits.cpu: {raw:?} is less than the engine's minimum of 10m (0.01 CPU)"
+            )));
+        }
+        let ceiling = host_cpus
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0);
+        if let Some(cpus) = ceiling.filter(|cpus| millis > cpus.saturating_mul(1000)) {
+            return Err(invalid(format!(
+                "resourceLimits.cpu: {raw:?} is more than the {cpus} CPUs the engine has"
+            )));
+        }
+    }
+    if let Some(bytes) = resources.memory_bytes.filter(|b| *b < MIN_MEMORY_BYTES) {
+        let raw = resources
+            .raw
+            .get("memory")
+            .map(String::as_str)
+            .unwrap_or_default();
+        return Err(invalid(format!(
+            "resourceLimits.memory: {raw:?} ({bytes} bytes) is less than the engine's minimum of 6Mi"
+        )));
+    }
+    Ok(())
+}
 
 /// The bootstrap that starts execd and then the user's entrypoint.
 pub(super) const BOOTSTRAP: &str = "/opt/opensandbox/bootstrap.sh";
@@ -209,10 +254,34 @@ mod tests {
         let labels = body.labels.unwrap();
         assert_eq!(labels["opensandbox.io/id"], "sbx-1");
         assert_eq!(labels["opensandbox.io/manual-cleanup"], "true");
-        assert_eq!(labels["team"], "infra");
+        assert_eq!(labels["sandgate.io/metadata.team"], "infra");
+        assert!(
+            !labels.contains_key("team"),
+            "metadata only under its prefix"
+        );
         assert_eq!(labels["sandgate.io/image"], "python:3.12");
         assert_eq!(body.entrypoint.unwrap(), vec!["sleep", "1"]);
         assert_eq!(body.cmd, None);
+    }
+
+    #[test]
+    fn limits_the_engine_refuses_are_rejected_first() {
+        let resources = |cpu: Option<u64>, memory: Option<u64>| Resources {
+            cpu_millis: cpu,
+            memory_bytes: memory,
+            gpu: None,
+            raw: BTreeMap::from([("cpu".to_owned(), "x".to_owned())]),
+        };
+        assert!(check_resources(&resources(Some(2000), Some(6 << 20)), Some(2)).is_ok());
+        assert!(check_resources(&resources(Some(1_000_000), None), None).is_ok());
+        for (bad, rule) in [
+            (resources(Some(2001), None), "more than the 2 CPUs"),
+            (resources(Some(9), None), "minimum of 10m"),
+            (resources(None, Some(1 << 20)), "minimum of 6Mi"),
+        ] {
+            let error = check_resources(&bad, Some(2)).unwrap_err().to_string();
+            assert!(error.contains(rule), "{error}");
+        }
     }
 
     #[test]
