@@ -22,7 +22,9 @@ proxy_port=${PROXY_PORT:-28888}
 admin_port=${PROXY_ADMIN_PORT:-28889}
 profile=${SANDGATE_PROFILE:-release}
 stack="$home/stack"
-mkdir -p "$stack"
+# The state store (env values) and the generated configs (tokens) live
+# here: private to the user from creation.
+(umask 077 && mkdir -p "$stack")
 
 say() { printf '[stack] %s\n' "$*" >&2; }
 

@@ -608,7 +608,7 @@ async fn the_control_plane_relay_strips_the_api_key_and_cannot_be_redirected_by_
         let f = Fixture::start("").await;
         let mut up = ScriptedUpstream::bind().await.unwrap();
         let request = format!(
-            "GET /sandboxes/{}/proxy/{}/relayed HTTP/1.1\r\nHost: control.test\r\n\
+            "GET /sandboxes/{}/proxy/{}/relayed HTTP/1.1\r\nHost: localhost\r\n\
              OpenSandbox-Ingress-To: elsewhere-1\r\n{}\r\n",
             f.id,
             up.port(),

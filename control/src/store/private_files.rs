@@ -24,7 +24,7 @@ pub(super) fn prepare(db: &Path) -> Result<(), StoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    private_dir(dir)?;
+    private_dir(dir, db)?;
     create_db(db)?;
     for path in std::iter::once(db.to_owned()).chain(derived(db)) {
         tighten(&path, FILE_MODE)?;
@@ -41,7 +41,11 @@ pub(super) fn derived(db: &Path) -> impl Iterator<Item = PathBuf> + '_ {
     })
 }
 
-fn private_dir(dir: &Path) -> Result<(), StoreError> {
+/// An existing directory is tightened only when it is the store's own
+/// (nothing in it but the database and its derived files): a store placed in
+/// a shared directory (`/var/lib`, a project folder) must not change who can
+/// use that directory. The files themselves are private either way.
+fn private_dir(dir: &Path, db: &Path) -> Result<(), StoreError> {
     let permissions = |source| StoreError::Permissions {
         path: dir.to_owned(),
         source,
@@ -59,7 +63,12 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
                     mode,
                 });
             }
-            tighten(dir, DIR_MODE)
+            if holds_only_store_files(dir, db)? {
+                tighten(dir, DIR_MODE)
+            } else {
+                warn_if_listable(dir, mode);
+                Ok(())
+            }
         }
         Err(error) if error.kind() == ErrorKind::NotFound => DirBuilder::new()
             .recursive(true)
@@ -70,6 +79,38 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
                 source,
             }),
         Err(source) => Err(permissions(source)),
+    }
+}
+
+/// Whether `dir` holds nothing but `db` and the files SQLite derives from it.
+fn holds_only_store_files(dir: &Path, db: &Path) -> Result<bool, StoreError> {
+    let ours: Vec<PathBuf> = std::iter::once(db.to_owned()).chain(derived(db)).collect();
+    let names = |path: &Path| path.file_name().map(ToOwned::to_owned);
+    let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Permissions {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| StoreError::Permissions {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let name = Some(entry.file_name());
+        if !ours.iter().any(|path| names(path) == name) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Says so when others can list a shared directory the store lives in.
+fn warn_if_listable(dir: &Path, mode: u32) {
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            store.path = %dir.display(),
+            mode = format!("{mode:o}"),
+            "the state store's directory holds other files and is left as it is; others can see the store's file names (the files themselves are 0600)"
+        );
     }
 }
 
@@ -153,6 +194,19 @@ mod tests {
         for path in std::iter::once(db.clone()).chain(derived(&db)) {
             assert_eq!(mode(&path), FILE_MODE, "{}", path.display());
         }
+    }
+
+    #[test]
+    fn leaves_a_directory_holding_other_files_as_it_is() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("var-lib");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.join("another-service")).unwrap();
+        let db = dir.join("state.db");
+        prepare(&db).unwrap();
+        assert_eq!(mode(&dir), 0o755, "a shared directory keeps its mode");
+        assert_eq!(mode(&db), FILE_MODE);
     }
 
     #[test]

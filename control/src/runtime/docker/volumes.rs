@@ -633,7 +633,8 @@ mod tests {
         std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
         let error = staging_dir(&settings(open.join("binds"))).unwrap_err();
-        assert!(error.to_string().contains("not private"), "{error}");
+        let error = crate::error::error_chain(&error);
+        assert!(error.contains("not private"), "{error}");
         std::os::unix::fs::symlink(root.path().join("binds"), root.path().join("link")).unwrap();
         assert!(staging_dir(&settings(root.path().join("link"))).is_err());
     }
