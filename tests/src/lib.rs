@@ -41,6 +41,7 @@ pub mod ports;
 pub mod process;
 pub mod prom;
 pub mod raw;
+pub mod routed;
 pub mod sandboxes;
 pub mod upstream;
 
@@ -49,4 +50,5 @@ pub use edge::{DockerInstance, EdgeStack, ProxyOptions, ProxyProcess, StackOptio
 pub use http::{Http, Reply};
 pub use poll::{bounded, poll_until};
 pub use process::{ControlOptions, ControlProcess, RuntimeKind, control_binary};
+pub use routed::RoutedSandbox;
 pub use sandboxes::{Listing, create_body, engine_ids};

@@ -32,8 +32,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sandgate_tests::raw::{RawConn, RawRequest, RawResponse, ScriptedUpstream, chunk};
-use sandgate_tests::upstream::{self, Upstream};
-use sandgate_tests::{EdgeStack, RuntimeKind, StackOptions, bounded};
+use sandgate_tests::{RoutedSandbox, bounded};
 use tokio::net::TcpStream;
 
 /// The whole test, stack startup included.
@@ -72,39 +71,20 @@ impl Path {
 
 /// A control plane and proxy (edge key required) on the fake runtime, with
 /// one running sandbox.
-struct Fixture {
-    stack: EdgeStack,
-    id: String,
-    _hello: Upstream,
+struct Fixture(RoutedSandbox);
+
+impl std::ops::Deref for Fixture {
+    type Target = RoutedSandbox;
+    fn deref(&self) -> &RoutedSandbox {
+        &self.0
+    }
 }
 
 impl Fixture {
     async fn start(proxy_extra: &str) -> Self {
-        let hello = upstream::hello().await.unwrap();
-        let stack = EdgeStack::start(StackOptions {
-            runtime: RuntimeKind::Fake,
-            proxy_extra: format!("[auth]\nedge_api_key = \"{EDGE_KEY}\"\n{proxy_extra}"),
-            ..StackOptions::default()
-        })
-        .await
-        .unwrap();
+        let proxy_extra = format!("[auth]\nedge_api_key = \"{EDGE_KEY}\"\n{proxy_extra}");
         let probe = [("OpenSandbox-Edge-Key", EDGE_KEY)];
-        let id = stack
-            .routed_fake_sandbox(hello.port(), &probe, "hello /probe", SETUP)
-            .await;
-        Self {
-            stack,
-            id,
-            _hello: hello,
-        }
-    }
-
-    fn route(&self, port: u16) -> String {
-        format!("{}-{port}", self.id)
-    }
-
-    async fn client(&self) -> RawConn {
-        RawConn::connect(self.stack.proxy.port()).await.unwrap()
+        Self(RoutedSandbox::start(proxy_extra, &probe, SETUP).await)
     }
 
     /// A request routed by header to `port`, with the edge key, `fields`

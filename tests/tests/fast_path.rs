@@ -28,8 +28,8 @@ use sandgate_tests::raw::{
     End, Message, RawConn, RawRequest, RawResponse, ScriptedUpstream, chunk, decode_chunked,
     tcp_rx_queue,
 };
-use sandgate_tests::upstream::{self, Upstream};
-use sandgate_tests::{EdgeStack, RuntimeKind, StackOptions, bounded, poll_until, prom};
+use sandgate_tests::upstream;
+use sandgate_tests::{RoutedSandbox, bounded, poll_until, prom};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -42,45 +42,21 @@ const POWERED_BY: (&str, &str) = ("reverse-proxy-server-powerby", "OpenSandbox-i
 /// The edge key of the header-hygiene test.
 const EDGE_KEY: &str = "edge-key-fast-path-0123456789";
 
-/// A control plane and proxy on the fake runtime, with one running sandbox
-/// that the proxy routes to.
-struct Fixture {
-    stack: EdgeStack,
-    id: String,
-    _hello: Upstream,
+/// The shared routed-sandbox fixture, plus this suite's request builders.
+struct Fixture(RoutedSandbox);
+
+impl std::ops::Deref for Fixture {
+    type Target = RoutedSandbox;
+    fn deref(&self) -> &RoutedSandbox {
+        &self.0
+    }
 }
 
 impl Fixture {
     /// Starts the stack with `proxy_extra` TOML; `probe` headers go on the
     /// request that checks the route works (e.g. the edge key).
     async fn start(proxy_extra: &str, probe: &[(&str, &str)]) -> Self {
-        let hello = upstream::hello().await.unwrap();
-        let stack = EdgeStack::start(StackOptions {
-            runtime: RuntimeKind::Fake,
-            proxy_extra: proxy_extra.to_owned(),
-            ..StackOptions::default()
-        })
-        .await
-        .unwrap();
-        // The route works end to end (and the proxy knows the sandbox runs).
-        let id = stack
-            .routed_fake_sandbox(hello.port(), probe, "hello /probe", SETUP)
-            .await;
-        Self {
-            stack,
-            id,
-            _hello: hello,
-        }
-    }
-
-    /// `<id>-<port>` for the routing header.
-    fn route(&self, port: u16) -> String {
-        format!("{}-{port}", self.id)
-    }
-
-    /// A new raw client connection to the proxy.
-    async fn client(&self) -> RawConn {
-        RawConn::connect(self.stack.proxy.port()).await.unwrap()
+        Self(RoutedSandbox::start(proxy_extra.to_owned(), probe, SETUP).await)
     }
 
     /// A request to `port` of the sandbox: `Host: fast.test`, the routing
