@@ -38,6 +38,33 @@ pub fn never_to_sandbox(name: &str) -> bool {
         .any(|known| name.eq_ignore_ascii_case(known))
 }
 
+/// Fields that describe one connection (RFC 9110 §7.6.1, and what pingora's
+/// standard upstream policy strips): no hop forwards them as sent.
+pub const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Fields a `Connection` option never removes: they frame the message or
+/// name its target, so dropping them would change how the next hop splits
+/// the byte stream into requests.
+pub const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "host"];
+
+/// Whether `Connection` may remove the field `name` (any case).
+pub fn removable_by_connection(name: &str) -> bool {
+    !FRAMING
+        .iter()
+        .any(|framing| name.eq_ignore_ascii_case(framing))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,20 +16,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use sandgate_shared::headers::{HOP_BY_HOP, removable_by_connection};
+
 use super::AppState;
 use crate::error::{ApiError, codes};
-
-/// Headers that describe one connection, never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// The relay to the edge proxy.
 pub struct Relay {
@@ -158,6 +148,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .filter(|name| removable_by_connection(name))
         .collect();
     for name in HOP_BY_HOP
         .iter()
@@ -198,6 +189,20 @@ mod tests {
             headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["x-trace"]
         );
+    }
+
+    #[test]
+    fn connection_cannot_remove_the_framing_or_the_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("Content-Length, Host, Transfer-Encoding"),
+        );
+        headers.insert("content-length", HeaderValue::from_static("2"));
+        headers.insert("host", HeaderValue::from_static("control.test"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers["content-length"], "2");
+        assert_eq!(headers["host"], "control.test");
     }
 
     #[test]

@@ -23,29 +23,9 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::{ErrorType, OrErr};
-use sandgate_shared::headers::never_to_sandbox;
+use sandgate_shared::headers::{FRAMING, HOP_BY_HOP, never_to_sandbox};
 
 use crate::error::Reject;
-
-/// Fields that describe one connection (RFC 9110 §7.6.1, and what
-/// pingora's standard upstream policy strips): never forwarded as sent.
-const HOP_BY_HOP: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
-
-/// Fields a `Connection` option never removes: they frame the message or
-/// name its target, so dropping them would change how the sandbox splits
-/// the byte stream into requests.
-const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "host"];
 
 const CONTENT_LENGTH: &str = "content-length";
 const HOST: &str = "host";
