@@ -93,7 +93,7 @@ impl RequestHead<'_, '_> {
     /// (and, pingora not pipelining, dropped) by the pipeline.
     pub(super) fn extent(&self, buf: &[u8]) -> Option<usize> {
         let f = &self.facts;
-        if f.upgrade || f.expect || f.bad_length || self.method == "CONNECT" {
+        if f.upgrade || f.expect || f.bad_length || self.method == "CONNECT" || self.must_close() {
             return None;
         }
         let body = buf.get(self.len..)?;
@@ -108,6 +108,18 @@ impl RequestHead<'_, '_> {
             usize::try_from(f.content_length).ok()?
         };
         (body.len() >= body_len).then_some(self.len + body_len)
+    }
+
+    /// Whether RFC 9112 §6.1 says the connection closes after this request
+    /// (its framing is in doubt): `Transfer-Encoding` together with
+    /// `Content-Length`, or in HTTP/1.0. Nothing after it is served.
+    fn must_close(&self) -> bool {
+        self.facts.transfer_encoding
+            && (self.minor == 0
+                || self
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case("content-length")))
     }
 }
 
@@ -382,6 +394,10 @@ mod tests {
         assert_eq!(extent_of(&format!("{chunked}GET")), Some(chunked.len()));
         assert_eq!(extent_of(&chunked[..chunked.len() - 2]), None);
         for unknown in [
+            // RFC 9112 §6.1: the connection closes after these, so nothing
+            // after them may be served as the next request.
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
             "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
             "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
