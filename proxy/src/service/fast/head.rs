@@ -303,7 +303,10 @@ impl ResponseHead<'_, '_> {
         } else {
             length.map_or(Framing::UntilClose, Framing::Length)
         };
-        let reusable = !close && framing != Framing::UntilClose && !(encoded && length.is_some());
+        // With Transfer-Encoding, a Content-Length or HTTP/1.0 means the
+        // framing is in doubt (RFC 9112 §6.1, §6.3): never reused.
+        let doubtful = encoded && (length.is_some() || self.minor == 0);
+        let reusable = !close && framing != Framing::UntilClose && !doubtful;
         Some(ResponseFacts {
             framing,
             reusable,
@@ -510,6 +513,13 @@ mod tests {
         assert_eq!(
             facts("HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"),
             Some((Framing::Length(5), true))
+        );
+        assert_eq!(
+            facts(
+                "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+            ),
+            Some((Framing::Chunked, false)),
+            "HTTP/1.0 with Transfer-Encoding: faulty framing, close after (RFC 9112 §6.1)"
         );
         assert_eq!(
             facts("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
