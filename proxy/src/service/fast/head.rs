@@ -271,7 +271,7 @@ impl ResponseHead<'_, '_> {
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut encoded = false;
-        let mut close = self.minor == 0;
+        let (mut close, mut keep_alive) = (false, false);
         for h in self.headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
@@ -284,13 +284,12 @@ impl ResponseHead<'_, '_> {
                 encoded = true;
                 chunked = last_coding_is_chunked(h.value);
             } else if name.eq_ignore_ascii_case("connection") {
-                if has_token(h.value, "close") {
-                    close = true;
-                } else if self.minor == 0 && has_token(h.value, "keep-alive") {
-                    close = false;
-                }
+                close |= has_token(h.value, "close");
+                keep_alive |= has_token(h.value, "keep-alive");
             }
         }
+        // `close` in any field wins; HTTP/1.0 persists only with `keep-alive`.
+        let close = close || (self.minor == 0 && !keep_alive);
         let framing = if head_request || matches!(self.status, 100..=199 | 204 | 304) {
             Framing::Empty
         } else if encoded {
@@ -520,6 +519,13 @@ mod tests {
             ),
             Some((Framing::Chunked, false)),
             "HTTP/1.0 with Transfer-Encoding: faulty framing, close after (RFC 9112 §6.1)"
+        );
+        assert_eq!(
+            facts(
+                "HTTP/1.0 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n"
+            ),
+            Some((Framing::Length(5), false)),
+            "a close anywhere closes, whatever field follows"
         );
         assert_eq!(
             facts("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
