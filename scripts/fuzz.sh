@@ -68,6 +68,11 @@ else
     mapfile -t targets < <(cargo fuzz list)
 fi
 
+# The fuzz crate's own unit tests: the reference implementations the
+# targets compare with, and the proxy files' inline tests compiled here.
+step "unit tests of fuzz/ (reference implementations)"
+cargo test --manifest-path fuzz/Cargo.toml --lib --locked
+
 # Build first, so a sanitizer that the toolchain cannot provide is detected
 # once, before any fuzzing time is spent.
 step "building fuzz targets (sanitizer: $sanitizer)"
