@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets in fuzz/ (the pure parsers of sandgate-shared:
-# route keys and OSEP-0011 signed routes) for a bounded time each.
+# Runs the cargo-fuzz targets in fuzz/ for a bounded time each:
+#   route_key, signing      the pure parsers of sandgate-shared (route keys,
+#                           OSEP-0011 signed routes);
+#   request_head, chunked,  the proxy's HTTP/1.1 fast-path framing
+#   response_framing        (proxy/src/service/fast/{head,chunked}.rs),
+#                           checked against independent RFC 9112 reference
+#                           implementations in fuzz/src/reference/.
+# scripts/test.sh runs it in CI with FUZZ_SECONDS=60; longer runs are
+# recorded in bench/results/fuzz.md.
 #
 # Usage:
 #   scripts/fuzz.sh                   # every target, 60 s each
@@ -14,10 +21,13 @@
 #                   if that build fails the script falls back to `none`
 #                   (plain libFuzzer, still catches panics and overflows).
 #   FUZZ_JOBS       parallel libFuzzer jobs per target (default 1).
-#   FUZZ_COVERAGE   1 to finish with a source-coverage report of
-#                   shared/src/{route_key,signing}.rs over each corpus (needs
+#   FUZZ_TARGET_DIR the fuzz build's directory (default fuzz/target). It is
+#                   never the main build's CARGO_TARGET_DIR: the fuzz build
+#                   uses other flags (sanitizer, sancov, release).
+#   FUZZ_COVERAGE   1 to finish with a source-coverage report of the code
+#                   under test over each corpus (needs
 #                   `rustup component add llvm-tools-preview`; built under
-#                   fuzz/target/coverage, report data in fuzz/coverage/).
+#                   $FUZZ_TARGET_DIR/coverage, data in fuzz/coverage/).
 #
 # Stable toolchain: cargo-fuzz passes nightly-only flags to rustc
 # (`-Zsanitizer=address`, `--cfg fuzzing` with sancov llvm-args). Setting
@@ -42,12 +52,14 @@ jobs="${FUZZ_JOBS:-1}"
 step() { printf '\n==> %s\n' "$*"; }
 
 # cargo-fuzz from crates.io; --locked uses its tested dependency versions.
+# Built in a temporary directory, not in a CARGO_TARGET_DIR the caller set.
 if ! cargo fuzz --version >/dev/null 2>&1; then
     step "installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+    env -u CARGO_TARGET_DIR cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 
 export RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 
 # Targets: the arguments, or every target cargo-fuzz knows about.
 if (($# > 0)); then
@@ -55,6 +67,11 @@ if (($# > 0)); then
 else
     mapfile -t targets < <(cargo fuzz list)
 fi
+
+# The fuzz crate's own unit tests: the reference implementations the
+# targets compare with, and the proxy files' inline tests compiled here.
+step "unit tests of fuzz/ (reference implementations)"
+cargo test --manifest-path fuzz/Cargo.toml --lib --locked
 
 # Build first, so a sanitizer that the toolchain cannot provide is detected
 # once, before any fuzzing time is spent.
@@ -86,18 +103,26 @@ for target in "${targets[@]}"; do
     fi
 done
 
-# Optional: line coverage of the parsers reached by the corpus so far.
+# The code each target is about, for the coverage report.
+sources() {
+    case "$1" in
+        route_key | signing) echo shared/src/route_key.rs shared/src/signing.rs ;;
+        *) echo proxy/src/service/fast/head.rs proxy/src/service/fast/chunked.rs ;;
+    esac
+}
+
+# Optional: line coverage of the code under test reached by the corpus.
 if [[ "${FUZZ_COVERAGE:-0}" == 1 ]]; then
-    llvm_bin="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin"
+    host="$(rustc -vV | sed -n 's/^host: //p')"
+    llvm_bin="$(rustc --print sysroot)/lib/rustlib/$host/bin"
     for target in "${targets[@]}"; do
         step "coverage of $target"
-        # --target-dir: otherwise cargo-fuzz builds the coverage binaries in
-        # the main workspace's target/ directory.
-        cargo fuzz coverage --target-dir fuzz/target/coverage "$target" "fuzz/corpus/$target"
+        cargo fuzz coverage --target-dir "$CARGO_TARGET_DIR/coverage" "$target" "fuzz/corpus/$target"
+        # shellcheck disable=SC2046 # one word per file
         "$llvm_bin/llvm-cov" report \
-            "fuzz/target/coverage/$(rustc -vV | sed -n 's/^host: //p')/release/$target" \
+            "$CARGO_TARGET_DIR/coverage/$host/release/$target" \
             -instr-profile="fuzz/coverage/$target/coverage.profdata" \
-            shared/src/route_key.rs shared/src/signing.rs "fuzz/fuzz_targets/$target.rs"
+            $(sources "$target") "fuzz/fuzz_targets/$target.rs"
     done
 fi
 

@@ -3,6 +3,7 @@
 # Prerequisites (.ci/run installs them on a fresh machine): Rust 1.95 with
 # cargo-nextest, cmake, a running Docker engine for the runtime tests, and
 # the openssl command (tests/tests/tls.rs makes its certificates with it).
+# scripts/fuzz.sh installs cargo-fuzz itself (it needs g++ for libFuzzer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,5 +44,11 @@ done
 for file in config/proxy*.toml; do
     "$target_dir/debug/sandgate-proxy" --check-config "$file"
 done
+
+# Bounded fuzzing (scripts/fuzz.sh): the shared parsers and the fast path's
+# framing against their RFC 9112 references, FUZZ_SECONDS per target. Its
+# build (ASan, release) has its own directory, $target_dir/fuzz.
+step "fuzzing, ${FUZZ_SECONDS:-60}s per target"
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}" FUZZ_TARGET_DIR="$target_dir/fuzz" ./scripts/fuzz.sh
 
 step "all gates passed"

@@ -11,6 +11,8 @@ pub(super) struct Malformed;
 enum State {
     /// Hex digits of a chunk size (`digits` so far).
     Size { digits: u8 },
+    /// Whitespace after a chunk size, before `;` or the line end.
+    SizeWs,
     /// A chunk extension, up to the line end.
     Extension,
     /// The `\n` after a size line's `\r`.
@@ -89,8 +91,11 @@ impl ChunkedScanner {
                 State::Size { digits: digits + 1 }
             }
             (State::Size { digits: 0 }, _) => return Err(Malformed),
-            (State::Size { .. }, b';' | b' ' | b'\t') => State::Extension,
-            (State::Size { .. } | State::Extension, b'\r') => State::SizeLf,
+            // Only whitespace and then `;` or the line end may follow the
+            // digits (as httparse and hyper require): `5 5` is not 5.
+            (State::Size { .. } | State::SizeWs, b' ' | b'\t') => State::SizeWs,
+            (State::Size { .. } | State::SizeWs, b';') => State::Extension,
+            (State::Size { .. } | State::SizeWs | State::Extension, b'\r') => State::SizeLf,
             (State::SizeLf, b'\n') => self.size_line_end(),
             (State::Extension, b'\n') => return Err(Malformed),
             (State::Extension, _) => State::Extension,
@@ -104,6 +109,7 @@ impl ChunkedScanner {
             (State::EndLf, b'\n') => State::Done,
             (
                 State::Size { .. }
+                | State::SizeWs
                 | State::SizeLf
                 | State::DataCr
                 | State::DataLf
@@ -158,6 +164,21 @@ mod tests {
             assert_eq!(scan_in_pieces(body, 2), Ok(None), "{body:?}");
         }
         assert_eq!(scan_in_pieces(b"0\r\n\r\n", 100), Ok(Some(5)));
+    }
+
+    #[test]
+    fn only_whitespace_and_an_extension_may_follow_a_size() {
+        // httparse and hyper refuse these; a parser that skips the
+        // whitespace would read `5 5` as 0x55.
+        for body in [
+            &b"5 5\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 x\r\n",
+            b"5\t\x00;a\r\n",
+        ] {
+            assert_eq!(scan_in_pieces(body, 1), Err(Malformed), "{body:?}");
+        }
+        let body = b"5 \t;a\r\nhello\r\n3 \r\nabc\r\n0\r\n\r\n";
+        assert_eq!(scan_in_pieces(body, 1), Ok(Some(body.len())));
     }
 
     #[test]

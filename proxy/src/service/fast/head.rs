@@ -99,7 +99,7 @@ impl<'b> RequestHead<'_, 'b> {
     /// (and, pingora not pipelining, dropped) by the pipeline.
     pub(super) fn extent(&self, buf: &[u8]) -> Option<usize> {
         let f = &self.facts;
-        if f.upgrade || f.expect || f.bad_length || self.method == "CONNECT" {
+        if f.upgrade || f.expect || f.bad_length || self.method == "CONNECT" || self.must_close() {
             return None;
         }
         let body = buf.get(self.len..)?;
@@ -114,6 +114,18 @@ impl<'b> RequestHead<'_, 'b> {
             usize::try_from(f.content_length).ok()?
         };
         (body.len() >= body_len).then_some(self.len + body_len)
+    }
+
+    /// Whether RFC 9112 §6.1 says the connection closes after this request
+    /// (its framing is in doubt): `Transfer-Encoding` together with
+    /// `Content-Length`, or in HTTP/1.0. Nothing after it is served.
+    fn must_close(&self) -> bool {
+        self.facts.transfer_encoding
+            && (self.minor == 0
+                || self
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case("content-length")))
     }
 }
 
@@ -265,7 +277,7 @@ impl ResponseHead<'_, '_> {
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut encoded = false;
-        let mut close = self.minor == 0;
+        let (mut close, mut keep_alive) = (false, false);
         for h in self.headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
@@ -278,13 +290,12 @@ impl ResponseHead<'_, '_> {
                 encoded = true;
                 chunked = last_coding_is_chunked(h.value);
             } else if name.eq_ignore_ascii_case("connection") {
-                if has_token(h.value, "close") {
-                    close = true;
-                } else if self.minor == 0 && has_token(h.value, "keep-alive") {
-                    close = false;
-                }
+                close |= has_token(h.value, "close");
+                keep_alive |= has_token(h.value, "keep-alive");
             }
         }
+        // `close` in any field wins; HTTP/1.0 persists only with `keep-alive`.
+        let close = close || (self.minor == 0 && !keep_alive);
         let framing = if head_request || matches!(self.status, 100..=199 | 204 | 304) {
             Framing::Empty
         } else if encoded {
@@ -297,7 +308,10 @@ impl ResponseHead<'_, '_> {
         } else {
             length.map_or(Framing::UntilClose, Framing::Length)
         };
-        let reusable = !close && framing != Framing::UntilClose && !(encoded && length.is_some());
+        // With Transfer-Encoding, a Content-Length or HTTP/1.0 means the
+        // framing is in doubt (RFC 9112 §6.1, §6.3): never reused.
+        let doubtful = encoded && (length.is_some() || self.minor == 0);
+        let reusable = !close && framing != Framing::UntilClose && !doubtful;
         Some(ResponseFacts {
             framing,
             reusable,
@@ -386,6 +400,10 @@ mod tests {
         assert_eq!(extent_of(&format!("{chunked}GET")), Some(chunked.len()));
         assert_eq!(extent_of(&chunked[..chunked.len() - 2]), None);
         for unknown in [
+            // RFC 9112 §6.1: the connection closes after these, so nothing
+            // after them may be served as the next request.
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
             "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
             "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
@@ -498,6 +516,20 @@ mod tests {
         assert_eq!(
             facts("HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"),
             Some((Framing::Length(5), true))
+        );
+        assert_eq!(
+            facts(
+                "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+            ),
+            Some((Framing::Chunked, false)),
+            "HTTP/1.0 with Transfer-Encoding: faulty framing, close after (RFC 9112 §6.1)"
+        );
+        assert_eq!(
+            facts(
+                "HTTP/1.0 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n"
+            ),
+            Some((Framing::Length(5), false)),
+            "a close anywhere closes, whatever field follows"
         );
         assert_eq!(
             facts("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
