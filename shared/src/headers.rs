@@ -53,18 +53,6 @@ pub const HOP_BY_HOP: [&str; 10] = [
     "http2-settings",
 ];
 
-/// Fields a `Connection` option never removes: they frame the message or
-/// name its target, so dropping them would change how the next hop splits
-/// the byte stream into requests.
-pub const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "host"];
-
-/// Whether `Connection` may remove the field `name` (any case).
-pub fn removable_by_connection(name: &str) -> bool {
-    !FRAMING
-        .iter()
-        .any(|framing| name.eq_ignore_ascii_case(framing))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

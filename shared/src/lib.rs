@@ -11,10 +11,12 @@
 //! - [`route_key`]: parsing `<id>-<port>` route keys from hosts, paths and headers.
 //! - [`signing`]: OSEP-0011 signed routes (mint and verify).
 //! - [`headers`]: credential and routing header names, and which hop strips them.
+//! - [`framing`]: the HTTP/1.1 framing rules every hop applies.
 //! - [`base64`]: decoding the base64 signing keys both sides are configured with.
 
 pub mod api;
 pub mod base64;
+pub mod framing;
 pub mod headers;
 pub mod ids;
 pub mod problems;

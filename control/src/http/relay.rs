@@ -16,7 +16,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use sandgate_shared::headers::{HOP_BY_HOP, removable_by_connection};
+use sandgate_shared::framing::removable_by_connection;
+use sandgate_shared::headers::HOP_BY_HOP;
 
 use super::AppState;
 use crate::error::{ApiError, codes};

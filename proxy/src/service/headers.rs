@@ -23,7 +23,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::{ErrorType, OrErr};
-use sandgate_shared::headers::{FRAMING, HOP_BY_HOP, never_to_sandbox};
+use sandgate_shared::framing::{fold_length, is_connection_token_kept};
+use sandgate_shared::headers::{HOP_BY_HOP, never_to_sandbox};
 
 use crate::error::Reject;
 
@@ -68,28 +69,6 @@ impl Refused {
             Self::Host => Reject::malformed("more than one Host header"),
         }
     }
-}
-
-/// Folds one `Content-Length` field value into the length seen so far:
-/// a comma-separated list of identical numbers is that number (RFC 9110
-/// §8.6). `None` for a value that is not a number or differs.
-pub(crate) fn fold_length(prior: Option<u64>, value: &[u8]) -> Option<u64> {
-    let mut length = prior;
-    for item in value.split(|b| *b == b',') {
-        let n = parse_number(item.trim_ascii())?;
-        match length {
-            Some(seen) if seen != n => return None,
-            _ => length = Some(n),
-        }
-    }
-    length
-}
-
-fn parse_number(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// The request's body length by its `Content-Length` fields (`None`
@@ -253,18 +232,6 @@ impl<'f, 'a> Plan<'f, 'a> {
             field(sink, HOST, host);
         }
     }
-}
-
-/// Whether a `Connection` option names no field to drop: the connection
-/// options themselves, and the framing fields no option may remove (in
-/// requests and in responses alike).
-pub(crate) fn is_connection_token_kept(token: &[u8]) -> bool {
-    token.is_empty()
-        || token.eq_ignore_ascii_case(b"close")
-        || token.eq_ignore_ascii_case(b"keep-alive")
-        || FRAMING
-            .iter()
-            .any(|f| token.eq_ignore_ascii_case(f.as_bytes()))
 }
 
 fn field<S: Sink>(sink: &mut S, name: &'static str, value: &[u8]) {

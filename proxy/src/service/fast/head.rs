@@ -189,7 +189,7 @@ fn request_facts(headers: &[Header<'_>]) -> RequestFacts {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
             // The forwarding policy's rule: `5, 5` is 5, differing values are refused.
-            match crate::service::headers::fold_length(length, h.value) {
+            match sandgate_shared::framing::fold_length(length, h.value) {
                 Some(n) => length = Some(n),
                 None => facts.bad_length = true,
             }
@@ -339,7 +339,7 @@ pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
     {
         for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-            if !crate::service::headers::is_connection_token_kept(token) {
+            if !sandgate_shared::framing::is_connection_token_kept(token) {
                 options.get_or_insert_with(Vec::new).push(token);
             }
         }
