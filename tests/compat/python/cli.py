@@ -184,7 +184,8 @@ def devops_inspect() -> None:
         "  CPU:          0.50 cores\n",
         "  Memory:       128.00 MiB\n",
         f"  opensandbox.io/id={s.id}\n",
-        "  suite=cli\n",
+        # Metadata labels live in Sandgate's namespace (issue 10: no traefik.*).
+        "  sandgate.io/metadata.suite=cli\n",
     ):
         check(expected in text, f"{expected!r} in devops inspect: {text!r}")
     check(text.startswith("Container ID:   "), f"devops inspect starts with the container id: {text!r}")
