@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -21,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use sandgate_shared::routes::{ApplyError, RouteTable, RouteUpdate};
+use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 
 use super::index::{BuildReport, RouteIndex};
 use super::store::RouteStore;
@@ -62,6 +63,8 @@ enum SyncError {
     Decode(#[source] serde_json::Error),
     #[error("a route-stream line exceeds {MAX_LINE} bytes")]
     LineTooLong,
+    #[error("a route-stream line is not UTF-8")]
+    NotText(#[source] std::io::Error),
     #[error("the stream sent a change before any snapshot")]
     NoSnapshot,
     #[error("{0}; resynchronizing")]
@@ -138,6 +141,7 @@ impl RouteSync {
         tracing::info!(control.url = %self.control.url, "route stream connected");
         let mut body = body;
         let mut buffer = BytesMut::new();
+        let mut lines = LinesCodec::new_with_max_length(MAX_LINE);
         loop {
             let frame = match tokio::time::timeout(STREAM_IDLE_TIMEOUT, body.frame()).await {
                 Err(_) => return SyncError::Silent(STREAM_IDLE_TIMEOUT),
@@ -149,7 +153,7 @@ impl RouteSync {
                 continue;
             };
             buffer.extend_from_slice(&data);
-            let outcome = self.apply_lines(&mut buffer, table);
+            let outcome = self.apply_lines(&mut lines, &mut buffer, table);
             if outcome.messages > 0 {
                 *progressed = true;
                 self.store.touch();
@@ -159,9 +163,6 @@ impl RouteSync {
             }
             if let Some(error) = outcome.error {
                 return error;
-            }
-            if buffer.len() > MAX_LINE {
-                return SyncError::LineTooLong;
             }
         }
     }
@@ -194,16 +195,31 @@ impl RouteSync {
     }
 
     /// Applies every complete line in `buffer`, leaving a partial last line there.
-    fn apply_lines(&self, buffer: &mut BytesMut, table: &mut Option<RouteTable>) -> Outcome {
+    fn apply_lines(
+        &self,
+        lines: &mut LinesCodec,
+        buffer: &mut BytesMut,
+        table: &mut Option<RouteTable>,
+    ) -> Outcome {
         let mut outcome = Outcome::default();
-        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-            let line = buffer.split_to(end);
-            buffer.advance(1);
-            if line.iter().all(u8::is_ascii_whitespace) {
+        loop {
+            let line = match lines.decode(buffer) {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(LinesCodecError::MaxLineLengthExceeded) => {
+                    outcome.error = Some(SyncError::LineTooLong);
+                    break;
+                }
+                Err(LinesCodecError::Io(error)) => {
+                    outcome.error = Some(SyncError::NotText(error));
+                    break;
+                }
+            };
+            if line.trim().is_empty() {
                 continue;
             }
             outcome.messages += 1;
-            let update = match serde_json::from_slice::<RouteUpdate>(&line) {
+            let update = match serde_json::from_str::<RouteUpdate>(&line) {
                 Ok(update) => update,
                 Err(error) => {
                     outcome.error = Some(SyncError::Decode(error));

@@ -95,16 +95,27 @@ fn applies_complete_lines_and_keeps_the_partial_one() {
         r#"{"type":"heart"#
     );
     let mut buffer = BytesMut::from(text.as_bytes());
-    let outcome = sync.apply_lines(&mut buffer, &mut table);
+    let mut lines = LinesCodec::new_with_max_length(MAX_LINE);
+    let outcome = sync.apply_lines(&mut lines, &mut buffer, &mut table);
     assert_eq!(outcome.messages, 2, "blank lines are skipped");
     assert!(outcome.changed && outcome.error.is_none());
     assert_eq!(&buffer[..], br#"{"type":"heart"#);
     assert_eq!(table.as_ref().map(|t| t.version), Some(2));
     buffer.extend_from_slice(b"beat\",\"version\":2}\nnot json\n");
-    let outcome = sync.apply_lines(&mut buffer, &mut table);
+    let outcome = sync.apply_lines(&mut lines, &mut buffer, &mut table);
     assert_eq!(outcome.messages, 2);
     assert!(!outcome.changed);
     assert!(matches!(outcome.error, Some(SyncError::Decode(_))));
+}
+
+#[test]
+fn a_line_longer_than_the_limit_is_refused_before_it_ends() {
+    let sync = sync_to("127.0.0.1:1".into(), None);
+    let mut table = None;
+    let mut lines = LinesCodec::new_with_max_length(16);
+    let mut buffer = BytesMut::from(&b"{\"type\":\"snapshot\",\"version\":1"[..]);
+    let outcome = sync.apply_lines(&mut lines, &mut buffer, &mut table);
+    assert!(matches!(outcome.error, Some(SyncError::LineTooLong)));
 }
 
 /// Reads one request head and returns it.
