@@ -27,13 +27,22 @@ pub fn is_connection_token_kept(token: &[u8]) -> bool {
             .any(|f| token.eq_ignore_ascii_case(f.as_bytes()))
 }
 
+/// The fields one `Connection` value names for removal: its options
+/// except those [`is_connection_token_kept`] keeps.
+pub fn named_fields(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !is_connection_token_kept(token))
+}
+
 /// Folds one `Content-Length` field value into the length seen so far:
 /// a comma-separated list of identical numbers is that number (RFC 9110
 /// §8.6). `None` for a value that is not a number or differs.
 pub fn fold_length(prior: Option<u64>, value: &[u8]) -> Option<u64> {
     let mut length = prior;
     for item in value.split(|b| *b == b',') {
-        let n = parse_number(item.trim_ascii())?;
+        let n = parse_length(item)?;
         match length {
             Some(seen) if seen != n => return None,
             _ => length = Some(n),
@@ -42,7 +51,10 @@ pub fn fold_length(prior: Option<u64>, value: &[u8]) -> Option<u64> {
     length
 }
 
-fn parse_number(digits: &[u8]) -> Option<u64> {
+/// One `Content-Length` value: decimal digits only (at most 19, so it
+/// fits), surrounding whitespace ignored.
+pub fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -72,6 +84,9 @@ mod tests {
             assert!(is_connection_token_kept(name.as_bytes()), "{name}");
         }
         assert!(removable_by_connection("x-hop"));
+        let named: Vec<&[u8]> =
+            named_fields(b"close, Content-Length,X-Hop ,, keep-alive").collect();
+        assert_eq!(named, [&b"X-Hop"[..]]);
         assert!(!is_connection_token_kept(b"x-hop"));
     }
 }

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::{ErrorType, OrErr};
-use sandgate_shared::framing::{fold_length, is_connection_token_kept};
+use sandgate_shared::framing::{fold_length, named_fields};
 use sandgate_shared::headers::{HOP_BY_HOP, never_to_sandbox};
 
 use crate::error::Reject;
@@ -153,11 +153,9 @@ impl<'f, 'a> Plan<'f, 'a> {
         let mut client_host: Option<&'f [u8]> = None;
         for (name, value) in fields {
             if name.eq_ignore_ascii_case("connection") {
-                for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                for token in named_fields(value) {
                     lists_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
-                    if !is_connection_token_kept(token) {
-                        options.get_or_insert_with(Vec::new).push(token);
-                    }
+                    options.get_or_insert_with(Vec::new).push(token);
                 }
             } else if name.eq_ignore_ascii_case("upgrade") {
                 websocket_value = value.trim_ascii().eq_ignore_ascii_case(b"websocket");

@@ -281,7 +281,7 @@ impl ResponseHead<'_, '_> {
         for h in self.headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
-                match (parse_length(h.value), length) {
+                match (sandgate_shared::framing::parse_length(h.value), length) {
                     (Some(n), None) => length = Some(n),
                     (Some(n), Some(prior)) if n == prior => {}
                     _ => return None,
@@ -338,10 +338,8 @@ pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
     {
-        for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-            if !sandgate_shared::framing::is_connection_token_kept(token) {
-                options.get_or_insert_with(Vec::new).push(token);
-            }
+        for token in sandgate_shared::framing::named_fields(h.value) {
+            options.get_or_insert_with(Vec::new).push(token);
         }
     }
     options
@@ -350,14 +348,6 @@ pub(super) fn connection_options<'b>(headers: &[Header<'b>]) -> Option<Vec<&'b [
 /// Whether `name` is among the `options` of [`connection_options`].
 pub(super) fn is_listed(options: Option<&[&[u8]]>, name: &str) -> bool {
     options.is_some_and(|list| list.iter().any(|o| o.eq_ignore_ascii_case(name.as_bytes())))
-}
-
-fn parse_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// Whether the comma-separated list `value` holds `token` (any case).
