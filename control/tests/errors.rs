@@ -109,8 +109,10 @@ async fn a_pause_the_engine_already_did_answers_without_the_engines_text() {
     docker(&["unpause", &format!("sandbox-{id}")]);
 }
 
-#[tokio::test]
-async fn a_relay_failure_names_no_address_and_carries_the_request_id() {
+/// A server-proxy request relayed to an edge proxy that is not listening.
+async fn relay_to_nowhere(
+    request_id: &str,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
     let edge: axum::http::Uri = format!("http://127.0.0.1:{}", closed_port())
         .parse()
         .unwrap();
@@ -119,14 +121,18 @@ async fn a_relay_failure_names_no_address_and_carries_the_request_id() {
         ..Knobs::default()
     })
     .await;
-    let (status, headers, error) = app
-        .call_with(
-            Method::GET,
-            "/v1/sandboxes/abc/proxy/8080/x",
-            None,
-            &[("x-request-id", "relay-failure-1")],
-        )
-        .await;
+    app.call_with(
+        Method::GET,
+        "/v1/sandboxes/abc/proxy/8080/x",
+        None,
+        &[("x-request-id", request_id)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_relay_failure_names_no_address_and_carries_the_request_id() {
+    let (status, headers, error) = relay_to_nowhere("relay-failure-1").await;
     assert_eq!(
         (status, error["code"].as_str()),
         (StatusCode::BAD_GATEWAY, Some("GENERAL::UNKNOWN_ERROR"))
@@ -164,22 +170,7 @@ async fn the_cause_is_logged_once_in_the_requests_span() {
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let edge: axum::http::Uri = format!("http://127.0.0.1:{}", closed_port())
-        .parse()
-        .unwrap();
-    let app = TestApp::start(Knobs {
-        edge_proxy: Some(edge),
-        ..Knobs::default()
-    })
-    .await;
-    let (status, _, _) = app
-        .call_with(
-            Method::GET,
-            "/v1/sandboxes/abc/proxy/8080/x",
-            None,
-            &[("x-request-id", "logged-once-7")],
-        )
-        .await;
+    let (status, _, _) = relay_to_nowhere("logged-once-7").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let causes: Vec<&str> = text
