@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::http::route_stream::RouteStreamAccess;
+use crate::http::server_proxy::ServerProxy;
 use crate::http::{self, AppState, auth::ApiKeyAuth};
 use crate::metrics::Metrics;
 use crate::routes::RoutePublisher;
@@ -37,8 +38,11 @@ pub struct AppOptions {
     pub shutdown_grace: Duration,
     /// The token edge proxies present to stream routes; `None` disables it.
     pub routes_token: Option<String>,
-    /// The edge proxy that serves server-proxy paths (`http://host:port`).
+    /// The edge proxy that serves server-proxy paths (`http://host:port`);
+    /// without one the control plane forwards them itself.
     pub edge_proxy: Option<axum::http::Uri>,
+    /// Bounds of the control plane's own forwarding to sandboxes.
+    pub forward: crate::http::forward::ForwardSettings,
     /// Allowed CORS origins and `Host` names.
     pub web: crate::config::WebConfig,
 }
@@ -119,10 +123,10 @@ impl App {
             metrics,
             routes,
             route_access,
-            relay: options
-                .edge_proxy
-                .clone()
-                .map(|edge| Arc::new(crate::http::relay::Relay::new(edge))),
+            server_proxy: Arc::new(ServerProxy::new(
+                options.edge_proxy.clone(),
+                options.forward,
+            )),
             web: Arc::new(options.web.clone()),
             store,
         });
@@ -145,7 +149,10 @@ impl App {
     ) -> Result<(), StartupError> {
         let stop = CancellationToken::new();
         let stop_server = stop.clone();
-        let server = axum::serve(listener, self.router)
+        let router = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop_server.cancelled().await });
         let mut server = std::pin::pin!(server.into_future());
         tokio::select! {

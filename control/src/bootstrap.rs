@@ -36,6 +36,7 @@ pub fn app_options(config: &Config) -> AppOptions {
         shutdown_grace: config.sandgate.shutdown_grace,
         routes_token: config.sandgate.routes_token.clone(),
         edge_proxy: config.sandgate.edge_proxy_url.clone(),
+        forward: Default::default(),
         web: config.sandgate.web.clone(),
     }
 }

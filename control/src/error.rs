@@ -15,6 +15,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sandgate_shared::api::ErrorBody;
 
+use crate::http::forward::ForwardError;
+use crate::http::upstream::UpstreamError;
 use crate::runtime::{RuntimeError, RuntimeKind, SpecRule};
 use crate::sandbox::error::{Conflict, Operation, SandboxError};
 
@@ -85,6 +87,14 @@ pub mod codes {
         "VOLUME::PVC_SUBPATH_UNSUPPORTED_DRIVER";
     /// ossfs credentials missing.
     pub const VOLUME_INVALID_OSSFS_CREDENTIALS: &str = "VOLUME::INVALID_OSSFS_CREDENTIALS";
+    /// Server proxy: a secured sandbox without (or with a wrong) token.
+    pub const MISSING_OR_INVALID_SECURE_ACCESS: &str = "MISSING_OR_INVALID_SECURE_ACCESS";
+    /// Server proxy: the sandbox port could not be connected to.
+    pub const BACKEND_CONNECTION_FAILED: &str = "BACKEND_CONNECTION_FAILED";
+    /// Server proxy: the sandbox port did not answer in time.
+    pub const BACKEND_TIMEOUT: &str = "BACKEND_TIMEOUT";
+    /// Server proxy: the connection broke or the answer was not HTTP.
+    pub const BACKEND_RESPONSE_FAILED: &str = "BACKEND_RESPONSE_FAILED";
 }
 
 /// Engine-specific codes, chosen by the configured runtime as OpenSandbox does.
@@ -267,6 +277,53 @@ impl From<SandboxError> for ApiError {
                 &source,
             ),
         }
+    }
+}
+
+impl From<ForwardError> for ApiError {
+    fn from(error: ForwardError) -> Self {
+        let (id, port, source) = match error {
+            ForwardError::Sandbox(error) => return error.into(),
+            ForwardError::SecureAccess { .. } => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    codes::MISSING_OR_INVALID_SECURE_ACCESS,
+                    format!(
+                        "This sandbox requires the {} header for access.",
+                        crate::ingress::SECURE_ACCESS_HEADER
+                    ),
+                );
+            }
+            ForwardError::Target(message) => {
+                return ApiError::invalid(format!("path: cannot be forwarded: {message}"));
+            }
+            ForwardError::Upstream {
+                ref id,
+                port,
+                ref source,
+                ..
+            } => (id.clone(), port, source),
+        };
+        let (status, code, public) = match source {
+            UpstreamError::Connect(_) => (
+                StatusCode::BAD_GATEWAY,
+                codes::BACKEND_CONNECTION_FAILED,
+                format!("Could not connect to port {port} of sandbox {id}."),
+            ),
+            UpstreamError::Timeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                codes::BACKEND_TIMEOUT,
+                format!("Port {port} of sandbox {id} did not respond in time."),
+            ),
+            UpstreamError::Exchange(_) => (
+                StatusCode::BAD_GATEWAY,
+                codes::BACKEND_RESPONSE_FAILED,
+                format!(
+                    "Port {port} of sandbox {id} dropped the connection or sent an invalid response."
+                ),
+            ),
+        };
+        ApiError::internal(status, code, public, &error)
     }
 }
 

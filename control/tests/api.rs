@@ -1062,7 +1062,7 @@ async fn echo_edge() -> axum::http::Uri {
 }
 
 #[tokio::test]
-async fn server_proxy_paths_are_relayed_to_the_edge_proxy() {
+async fn server_proxy_paths_are_relayed_to_the_edge_proxy_when_one_is_configured() {
     let without = TestApp::start(Knobs {
         api_key: Some("k".into()),
         ..Knobs::default()
@@ -1072,9 +1072,9 @@ async fn server_proxy_paths_are_relayed_to_the_edge_proxy() {
         .call(Method::GET, "/v1/sandboxes/abc/proxy/8080/x", None)
         .await;
     assert_eq!(
-        status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "no API key needed, but no edge proxy: {error}"
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("DOCKER::SANDBOX_NOT_FOUND")),
+        "no API key needed; without an edge proxy the control plane looks the sandbox up: {error}"
     );
     let (status, _) = without
         .call(Method::GET, "/v1/sandboxes/abc/proxy/8080/../x", None)

@@ -9,19 +9,24 @@
 
 pub mod auth;
 pub mod extract;
+pub mod forward;
+pub mod hop;
 pub mod middleware;
+pub mod network_policy;
 pub mod openapi;
 pub mod relay;
 pub mod route_stream;
 pub mod sandboxes;
+pub mod server_proxy;
 pub mod system;
+pub mod upstream;
 pub mod web;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use axum::routing::{any, get, patch, post};
+use axum::routing::{get, patch, post};
 
 use crate::error::{ApiError, codes};
 use crate::metrics::Metrics;
@@ -45,8 +50,8 @@ pub struct AppState {
     pub routes: crate::routes::RoutePublisher,
     /// Who may stream it.
     pub route_access: route_stream::RouteStreamAccess,
-    /// The relay to the edge proxy for server-proxy paths, if configured.
-    pub relay: Option<Arc<relay::Relay>>,
+    /// How server-proxy paths reach sandboxes (relay or forward).
+    pub server_proxy: Arc<server_proxy::ServerProxy>,
     /// Allowed CORS origins and `Host` names.
     pub web: Arc<crate::config::WebConfig>,
     /// The state store, for `/health`.
@@ -87,12 +92,8 @@ fn lifecycle_routes() -> Router<AppState> {
             "/sandboxes/{sandbox_id}/diagnostics/{kind}",
             get(sandboxes::diagnostics),
         )
-        .route("/sandboxes/{sandbox_id}/proxy/{port}", any(relay::relay))
-        .route("/sandboxes/{sandbox_id}/proxy/{port}/", any(relay::relay))
-        .route(
-            "/sandboxes/{sandbox_id}/proxy/{port}/{*rest}",
-            any(relay::relay),
-        )
+        .merge(server_proxy::routes())
+        .merge(network_policy::routes())
 }
 
 /// The whole application router.

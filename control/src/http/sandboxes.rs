@@ -306,7 +306,7 @@ pub async fn endpoint(
     Ok(Json(state.service.endpoint(&id, port, options).await?))
 }
 
-fn parse_port(text: &str) -> Result<u16, ApiError> {
+pub(super) fn parse_port(text: &str) -> Result<u16, ApiError> {
     let number: i64 = text
         .parse()
         .map_err(|_| ApiError::invalid(format!("port: {text:?} is not an integer")))?;

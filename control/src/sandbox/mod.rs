@@ -8,6 +8,7 @@ pub mod labels;
 pub mod lifecycle;
 pub mod model;
 pub mod ops;
+pub mod proxy_target;
 pub mod quantity;
 pub mod query;
 pub mod reconcile;

@@ -81,6 +81,7 @@ async fn start_app(settings: &DockerSettings, dir: Arc<TempDir>) -> super::TestA
         shutdown_grace: Duration::from_secs(1),
         routes_token: Some("test-routes-token-0123456789".to_owned()),
         edge_proxy: None,
+        forward: Default::default(),
         web: Default::default(),
     };
     let app = App::start(options.clone(), runtime as Arc<dyn Runtime>)

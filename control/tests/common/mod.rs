@@ -39,6 +39,7 @@ pub struct Knobs {
     pub clock: Option<Clock>,
     pub ingress: sandgate_control::ingress::Ingress,
     pub edge_proxy: Option<axum::http::Uri>,
+    pub forward: sandgate_control::http::forward::ForwardSettings,
     pub web: sandgate_control::config::WebConfig,
 }
 
@@ -53,6 +54,7 @@ impl Default for Knobs {
             clock: None,
             ingress: Default::default(),
             edge_proxy: None,
+            forward: Default::default(),
             web: Default::default(),
         }
     }
@@ -82,6 +84,7 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(1),
             routes_token: Some("test-routes-token-0123456789".to_owned()),
             edge_proxy: knobs.edge_proxy.clone(),
+            forward: knobs.forward,
             web: knobs.web.clone(),
         };
         let app = App::start(options.clone(), fake.clone() as Arc<dyn Runtime>)
