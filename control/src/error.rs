@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sandgate_shared::api::ErrorBody;
 
+use crate::catalog::CatalogError;
 use crate::runtime::{RuntimeError, RuntimeKind, SpecRule};
 use crate::sandbox::error::{Conflict, Operation, SandboxError};
 
@@ -85,6 +86,10 @@ pub mod codes {
         "VOLUME::PVC_SUBPATH_UNSUPPORTED_DRIVER";
     /// ossfs credentials missing.
     pub const VOLUME_INVALID_OSSFS_CREDENTIALS: &str = "VOLUME::INVALID_OSSFS_CREDENTIALS";
+    /// `/pools` on a runtime other than Kubernetes (OpenSandbox's string).
+    pub const POOL_NOT_SUPPORTED: &str = "KUBERNETES::POOL_NOT_SUPPORTED";
+    /// `/templates` on a runtime other than Kubernetes (OpenSandbox's string).
+    pub const TEMPLATE_NOT_SUPPORTED: &str = "FSB::API_NOT_SUPPORTED";
 }
 
 /// Engine-specific codes, chosen by the configured runtime as OpenSandbox does.
@@ -267,6 +272,16 @@ impl From<SandboxError> for ApiError {
                 &source,
             ),
         }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        let code = match error {
+            CatalogError::PoolsNeedKubernetes => codes::POOL_NOT_SUPPORTED,
+            CatalogError::TemplatesNeedKubernetes => codes::TEMPLATE_NOT_SUPPORTED,
+        };
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, code, error.to_string())
     }
 }
 

@@ -8,12 +8,14 @@
 //! [`SandboxService`](crate::sandbox::service::SandboxService) calls.
 
 pub mod auth;
+pub mod catalog;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod relay;
 pub mod route_stream;
 pub mod sandboxes;
+pub mod sdk;
 pub mod system;
 pub mod web;
 
@@ -100,6 +102,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(lifecycle_routes())
         .nest("/v1", lifecycle_routes())
+        .merge(catalog::routes())
+        .merge(sdk::routes())
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/internal/v1/routes", get(route_stream::routes))
