@@ -8,7 +8,8 @@
 //! Messages say what failed in product terms. An internal cause (the
 //! engine's text, an I/O error) travels with the response as an
 //! [`ErrorCause`] extension and is logged once, in the request's span, by
-//! [`crate::http::middleware`]; 5xx messages also carry the request id.
+//! [`crate::http::middleware`]; 5xx messages also carry the request id,
+//! except 501, a fixed answer (OpenSandbox's exact message) where nothing failed.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -211,7 +212,9 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match crate::http::middleware::current_request_id() {
-            Some(id) if self.status.is_server_error() => {
+            Some(id)
+                if self.status.is_server_error() && self.status != StatusCode::NOT_IMPLEMENTED =>
+            {
                 format!("{} (request id {id}).", self.message.trim_end_matches('.'))
             }
             _ => self.message,

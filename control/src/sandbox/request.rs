@@ -602,3 +602,30 @@ fn network_policy(
         egress,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(json: serde_json::Value) -> ValidCreate {
+        let body: CreateSandboxBody = serde_json::from_value(json).unwrap();
+        body.validate(&CreateRules::default()).unwrap()
+    }
+
+    #[test]
+    fn allowed_egress_variables_stay_out_of_the_sandbox_except_transparent() {
+        let created = valid(serde_json::json!({
+            "image": {"uri": "busybox"},
+            "entrypoint": ["sleep", "60"],
+            "resourceLimits": {},
+            "env": {
+                "APP": "1",
+                "GONE": null,
+                "OPENSANDBOX_EGRESS_LOG_LEVEL": "debug",
+                "OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT": "true",
+            },
+        }));
+        let names: Vec<&str> = created.spec.env.keys().map(String::as_str).collect();
+        assert_eq!(names, ["APP", "OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT"]);
+    }
+}
