@@ -8,7 +8,8 @@
 //! Messages say what failed in product terms. An internal cause (the
 //! engine's text, an I/O error) travels with the response as an
 //! [`ErrorCause`] extension and is logged once, in the request's span, by
-//! [`crate::http::middleware`]; 5xx messages also carry the request id.
+//! [`crate::http::middleware`]; 5xx messages also carry the request id,
+//! except 501, a fixed answer (OpenSandbox's exact message) where nothing failed.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -17,6 +18,7 @@ use sandgate_shared::api::ErrorBody;
 
 use crate::http::forward::ForwardError;
 use crate::http::upstream::UpstreamError;
+use crate::catalog::CatalogError;
 use crate::runtime::{RuntimeError, RuntimeKind, SpecRule};
 use crate::sandbox::error::{Conflict, Operation, SandboxError};
 
@@ -95,6 +97,10 @@ pub mod codes {
     pub const BACKEND_TIMEOUT: &str = "BACKEND_TIMEOUT";
     /// Server proxy: the connection broke or the answer was not HTTP.
     pub const BACKEND_RESPONSE_FAILED: &str = "BACKEND_RESPONSE_FAILED";
+    /// `/pools` on a runtime other than Kubernetes (OpenSandbox's string).
+    pub const POOL_NOT_SUPPORTED: &str = "KUBERNETES::POOL_NOT_SUPPORTED";
+    /// `/templates` on a runtime other than Kubernetes (OpenSandbox's string).
+    pub const TEMPLATE_NOT_SUPPORTED: &str = "FSB::API_NOT_SUPPORTED";
 }
 
 /// Engine-specific codes, chosen by the configured runtime as OpenSandbox does.
@@ -216,7 +222,9 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match crate::http::middleware::current_request_id() {
-            Some(id) if self.status.is_server_error() => {
+            Some(id)
+                if self.status.is_server_error() && self.status != StatusCode::NOT_IMPLEMENTED =>
+            {
                 format!("{} (request id {id}).", self.message.trim_end_matches('.'))
             }
             _ => self.message,
@@ -324,6 +332,16 @@ impl From<ForwardError> for ApiError {
             ),
         };
         ApiError::internal(status, code, public, &error)
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        let code = match error {
+            CatalogError::PoolsNeedKubernetes => codes::POOL_NOT_SUPPORTED,
+            CatalogError::TemplatesNeedKubernetes => codes::TEMPLATE_NOT_SUPPORTED,
+        };
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, code, error.to_string())
     }
 }
 

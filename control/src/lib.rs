@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod bootstrap;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -24,5 +25,6 @@ pub mod metrics;
 pub mod routes;
 pub mod runtime;
 pub mod sandbox;
+pub mod sdk_events;
 pub mod store;
 pub mod ttl;

@@ -34,6 +34,12 @@ struct TransitionLabels {
     to: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SdkCreateLabels {
+    sdk: &'static str,
+    success: &'static str,
+}
+
 /// Every metric the control plane exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -45,6 +51,8 @@ pub struct Metrics {
     provision_seconds: Histogram,
     deleted: Family<StateLabels, Counter>,
     timers: Gauge,
+    sdk_creates: Family<SdkCreateLabels, Counter>,
+    sdk_create_seconds: Family<SdkCreateLabels, Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,6 +83,10 @@ impl Metrics {
             provision_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             deleted: Family::default(),
             timers: Gauge::default(),
+            sdk_creates: Family::default(),
+            sdk_create_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.05, 2.0, 14))
+            }),
         };
         metrics.register();
         metrics
@@ -122,6 +134,28 @@ impl Metrics {
             "Armed expiry and cleanup deadlines",
             self.timers.clone(),
         );
+        registry.register(
+            "sandgate_sdk_create_events",
+            "Sandbox creates reported by SDKs (POST /v1/metrics/events), by SDK language and outcome",
+            self.sdk_creates.clone(),
+        );
+        registry.register(
+            "sandgate_sdk_create_duration_seconds",
+            "Create-to-ready time as SDKs measured it, by SDK language and outcome",
+            self.sdk_create_seconds.clone(),
+        );
+    }
+
+    /// Records one SDK-reported create: `sdk` is a bounded language label.
+    pub fn sdk_create(&self, sdk: &'static str, success: bool, duration: Duration) {
+        let labels = SdkCreateLabels {
+            sdk,
+            success: if success { "true" } else { "false" },
+        };
+        self.sdk_creates.get_or_create(&labels).inc();
+        self.sdk_create_seconds
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
     }
 
     /// Records one HTTP request.

@@ -17,7 +17,14 @@ pub static API_KEY_HEADER: HeaderName =
 const ROUTE_STREAM: &str = "/internal/v1/routes";
 
 /// Paths (prefixes, as OpenSandbox matches them) that never need the key.
-const EXEMPT_PREFIXES: [&str; 5] = ["/health", "/docs", "/redoc", "/openapi.json", ROUTE_STREAM];
+const EXEMPT_PREFIXES: [&str; 6] = [
+    "/health",
+    "/version",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    ROUTE_STREAM,
+];
 
 /// The configured key, kept only as a SHA-256 digest.
 #[derive(Clone)]

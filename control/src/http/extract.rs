@@ -62,11 +62,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "request body: required; send a JSON object",
         ));
     }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let syntax_ok = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        return Err(ApiError::invalid(if syntax_ok {
+            "request body: must be a JSON object".to_owned()
+        } else {
+            "request body: is not valid JSON; send a JSON object".to_owned()
+        }));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let location = if path == "." {
+        let syntax = matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
+        let location = if path == "." || syntax {
             "request body".to_owned()
         } else {
             path

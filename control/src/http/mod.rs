@@ -8,6 +8,7 @@
 //! [`SandboxService`](crate::sandbox::service::SandboxService) calls.
 
 pub mod auth;
+pub mod catalog;
 pub mod extract;
 pub mod forward;
 pub mod hop;
@@ -17,6 +18,7 @@ pub mod openapi;
 pub mod relay;
 pub mod route_stream;
 pub mod sandboxes;
+pub mod sdk;
 pub mod server_proxy;
 pub mod system;
 pub mod upstream;
@@ -101,6 +103,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(lifecycle_routes())
         .nest("/v1", lifecycle_routes())
+        .merge(catalog::routes())
+        .merge(sdk::routes())
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/internal/v1/routes", get(route_stream::routes))

@@ -146,7 +146,11 @@ fn operations(item: &mut PathItem) -> [&mut Option<utoipa::openapi::path::Operat
 
 /// The generated document.
 pub fn document() -> Document {
-    ApiDoc::openapi()
+    let mut document = ApiDoc::openapi();
+    document.merge(super::catalog::CatalogDoc::openapi());
+    document.merge(super::sdk::SdkDoc::openapi());
+    RequestIdHeader.modify(&mut document);
+    document
 }
 
 static REDOC_PAGE: LazyLock<String> = LazyLock::new(|| {

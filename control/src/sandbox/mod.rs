@@ -3,7 +3,9 @@
 
 pub mod devops;
 pub mod diagnostics;
+pub mod egress_env;
 pub mod error;
+pub mod hooks;
 pub mod labels;
 pub mod lifecycle;
 pub mod model;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::labels;
+use super::hooks::{self, LifecycleBody};
 use super::model::{
     EgressRule, NetworkPolicy, PlatformSpec, PolicyAction, Resources, SandboxSpec, Source,
 };
@@ -16,6 +16,7 @@ use super::quantity;
 use super::rules::no_nul;
 pub use super::rules::{CreateRules, FieldProblem};
 use super::volumes::{self, VolumeBody};
+use super::{egress_env, labels};
 use crate::error::codes;
 use crate::runtime::RegistryAuth;
 
@@ -43,6 +44,8 @@ pub struct CreateSandboxBody {
     /// Resource limits.
     #[schema(required = true, nullable = false)]
     pub resource_limits: Option<BTreeMap<String, String>>,
+    /// Resource reservations (Kubernetes requests); accepted and ignored on Docker.
+    pub resource_requests: Option<BTreeMap<String, String>>,
     /// Environment; null values are dropped.
     pub env: Option<BTreeMap<String, Option<String>>>,
     /// User metadata (label rules).
@@ -62,6 +65,13 @@ pub struct CreateSandboxBody {
     pub volumes: Option<Vec<VolumeBody>>,
     /// Opaque extensions.
     pub extensions: Option<BTreeMap<String, String>>,
+    /// Lifecycle hooks; refused on Docker (after the shape checks).
+    #[serde(default, deserialize_with = "object_only")]
+    pub lifecycle: Option<LifecycleBody>,
+    /// A fast-sandbox template; refused on Docker. Excludes the workload
+    /// fields and requires `timeout`.
+    #[schema(min_length = 1)]
+    pub template_id: Option<String>,
 }
 
 /// `image`.
@@ -174,7 +184,18 @@ pub const RENEW_EXTEND_KEY: &str = "access.renew.extend.seconds";
 impl CreateSandboxBody {
     /// Validates every field; returns all problems, or the spec.
     pub fn validate(self, rules: &CreateRules) -> Result<ValidCreate, Vec<FieldProblem>> {
+        if let Some(problems) = template_mode(&self) {
+            return Err(problems);
+        }
         let mut problems = Vec::new();
+        if self.template_id.as_deref() == Some("") {
+            problems.push(FieldProblem::param(
+                "templateId: must not be empty; omit it to create from an image",
+            ));
+        }
+        if let Some(lifecycle) = &self.lifecycle {
+            hooks::check(lifecycle, &mut problems);
+        }
         check_nul_bytes(&self, &mut problems);
         let extensions = self.extensions.unwrap_or_default();
         check_extensions(&extensions, &mut problems);
@@ -182,7 +203,9 @@ impl CreateSandboxBody {
         let entrypoint = entrypoint(self.entrypoint, &source, &mut problems);
         let timeout_seconds = timeout(self.timeout.as_ref(), rules, &mut problems);
         let resources = resources(self.resource_limits, &mut problems);
-        let env = env(self.env.unwrap_or_default(), &mut problems);
+        let split = egress_env::split(self.env.unwrap_or_default(), &mut problems);
+        drop_egress_env(&split.egress);
+        let env = env(split.sandbox, &mut problems);
         let metadata = metadata(self.metadata.unwrap_or_default(), &mut problems);
         let platform = self.platform.and_then(|p| platform(p, &mut problems));
         let network_policy = self
@@ -215,6 +238,71 @@ impl CreateSandboxBody {
             metadata,
             image_auth,
         })
+    }
+}
+
+/// The names of the fields a template fixes, with whether the body sets them.
+fn template_conflicts(body: &CreateSandboxBody) -> [(&'static str, bool); 11] {
+    let snapshot = body
+        .snapshot_id
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty());
+    [
+        ("credentialProxy", body.credential_proxy.is_some()),
+        ("entrypoint", body.entrypoint.is_some()),
+        ("env", body.env.is_some()),
+        ("image", body.image.is_some()),
+        ("lifecycle", body.lifecycle.is_some()),
+        ("platform", body.platform.is_some()),
+        ("resourceLimits", body.resource_limits.is_some()),
+        ("resourceRequests", body.resource_requests.is_some()),
+        ("secureAccess", body.secure_access == Some(true)),
+        ("snapshotId", snapshot),
+        ("volumes", body.volumes.is_some()),
+    ]
+}
+
+/// A non-blank `templateId` selects template mode (a blank one is ignored,
+/// as OpenSandbox does): its own rules, then a refusal, since no runtime
+/// here builds templates.
+fn template_mode(body: &CreateSandboxBody) -> Option<Vec<FieldProblem>> {
+    body.template_id
+        .as_deref()
+        .filter(|id| !id.trim().is_empty())?;
+    let mut problems = Vec::new();
+    let present: Vec<&str> = template_conflicts(body)
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+    if !present.is_empty() {
+        problems.push(FieldProblem::param(format!(
+            "templateId: cannot be combined with {}; the template's golden image fixes the workload",
+            present.join(", ")
+        )));
+    }
+    if body.timeout.as_ref().is_none_or(serde_json::Value::is_null) {
+        problems.push(FieldProblem::param(
+            "timeout: required when templateId is given",
+        ));
+    }
+    if problems.is_empty() {
+        problems.push(FieldProblem::param(
+            "templateId: templates (fast-sandbox golden images) are not supported by the Docker runtime; create from an image instead",
+        ));
+    }
+    Some(problems)
+}
+
+/// Allowed `OPENSANDBOX_EGRESS_` variables configure an egress sidecar; no
+/// sandbox here has one, so they are dropped, as OpenSandbox does without
+/// `networkPolicy`.
+fn drop_egress_env<V>(egress: &BTreeMap<String, V>) {
+    if !egress.is_empty() {
+        let keys: Vec<&str> = egress.keys().map(String::as_str).collect();
+        tracing::warn!(
+            env.keys = ?keys,
+            "OPENSANDBOX_EGRESS_ variables ignored: the sandbox has no egress sidecar"
+        );
     }
 }
 
@@ -513,4 +601,31 @@ fn network_policy(
         default_action,
         egress,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(json: serde_json::Value) -> ValidCreate {
+        let body: CreateSandboxBody = serde_json::from_value(json).unwrap();
+        body.validate(&CreateRules::default()).unwrap()
+    }
+
+    #[test]
+    fn allowed_egress_variables_stay_out_of_the_sandbox_except_transparent() {
+        let created = valid(serde_json::json!({
+            "image": {"uri": "busybox"},
+            "entrypoint": ["sleep", "60"],
+            "resourceLimits": {},
+            "env": {
+                "APP": "1",
+                "GONE": null,
+                "OPENSANDBOX_EGRESS_LOG_LEVEL": "debug",
+                "OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT": "true",
+            },
+        }));
+        let names: Vec<&str> = created.spec.env.keys().map(String::as_str).collect();
+        assert_eq!(names, ["APP", "OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT"]);
+    }
 }
