@@ -38,7 +38,7 @@ step "API docs render offline in headless Chromium (/docs, /redoc)"
 ./scripts/docs-check.sh
 
 step "example configurations"
-for file in config/control*.toml; do
+for file in config/control*.toml config/opensandbox*.toml; do
     "$SANDGATE_CONTROL_BIN" --check-config "$file"
 done
 for file in config/proxy*.toml; do

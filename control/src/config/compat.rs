@@ -8,6 +8,7 @@ use super::model::RuntimeType;
 use super::raw::{
     RawAgentSandbox, RawConfig, RawKubernetes, RawLog, RawRenewIntent, RawSecureRuntime, RawServer,
 };
+use super::unbuilt::float_at_least;
 use sandgate_shared::problems::Problems;
 
 /// Checks every OpenSandbox-only table; `runtime` is `None` when `runtime.type` was invalid.
@@ -19,6 +20,7 @@ pub(crate) fn check(raw: &RawConfig, runtime: Option<RuntimeType>, p: &mut Probl
         secure_runtime(&raw.secure_runtime, kind, p);
     }
     renew_intent(&raw.renew_intent, p);
+    super::unbuilt::otel(&raw.otel, p);
 }
 
 fn python_server(raw: &RawServer, p: &mut Problems) {
@@ -83,11 +85,16 @@ fn kubernetes_values(raw: &RawKubernetes, p: &mut Problems) {
             raw.snapshot_create_timeout_seconds,
             1,
         ),
-        ("informer_resync_seconds", raw.informer_resync_seconds, 0),
+        (
+            "pool_acquisition_timeout_seconds",
+            raw.pool_acquisition_timeout_seconds,
+            1,
+        ),
+        ("informer_resync_seconds", raw.informer_resync_seconds, 1),
         (
             "informer_watch_timeout_seconds",
             raw.informer_watch_timeout_seconds,
-            0,
+            1,
         ),
         ("read_burst", raw.read_burst, 0),
         ("write_burst", raw.write_burst, 0),
@@ -97,19 +104,18 @@ fn kubernetes_values(raw: &RawKubernetes, p: &mut Problems) {
     }
     let poll = raw.sandbox_create_poll_interval_seconds;
     let floats = [
-        ("sandbox_create_poll_interval_seconds", poll, true),
-        ("read_qps", raw.read_qps, false),
-        ("write_qps", raw.write_qps, false),
+        ("sandbox_create_poll_interval_seconds", poll, 0.0, false),
+        ("read_qps", raw.read_qps, 0.0, true),
+        ("write_qps", raw.write_qps, 0.0, true),
+        ("fastpath_timeout_seconds", raw.fastpath_timeout_seconds, 1.0, true),
+        ("fastpath_wait_ready_seconds", raw.fastpath_wait_ready_seconds, 1.0, true),
     ];
-    for (key, value, exclusive) in floats {
-        let key = format!("kubernetes.{key}");
-        match value {
-            Some(v) if exclusive && (v.is_nan() || v <= 0.0) => {
-                p.push(key, format!("{v} must be greater than 0"));
-            }
-            Some(v) if v.is_nan() || v < 0.0 => p.push(key, format!("{v} must be at least 0")),
-            _ => {}
-        }
+    for (key, value, min, inclusive) in floats {
+        float_at_least(p, &format!("kubernetes.{key}"), value, min, inclusive);
+    }
+    let secret = raw.template_s3_publish_secret.as_deref();
+    if secret.is_some_and(str::is_empty) {
+        p.push("kubernetes.template_s3_publish_secret", "must not be empty");
     }
 }
 

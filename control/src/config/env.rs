@@ -35,6 +35,8 @@ pub mod vars {
     pub const API_KEY: &str = "OPENSANDBOX_SERVER_API_KEY";
     /// Overrides `sandgate.pending_failure_ttl_seconds` (whole seconds).
     pub const PENDING_FAILURE_TTL: &str = "PENDING_FAILURE_TTL";
+    /// Replaces `store.postgresql.dsn` (OpenSandbox's; counted by the DSN rule).
+    pub const POSTGRESQL_DSN: &str = "OPENSANDBOX_STORE_POSTGRESQL_DSN";
     /// Home directory: `~` expansion and default paths.
     pub const HOME: &str = "HOME";
 }

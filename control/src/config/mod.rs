@@ -9,20 +9,28 @@
 //!   `[sandgate]`. Unlike OpenSandbox, unknown keys are errors.
 //! - **Environment:** `OPENSANDBOX_SERVER_API_KEY` replaces `server.api_key`
 //!   whenever set; `PENDING_FAILURE_TTL` replaces
-//!   `sandgate.pending_failure_ttl_seconds`; `HOME` expands `~`.
+//!   `sandgate.pending_failure_ttl_seconds`; `OPENSANDBOX_STORE_POSTGRESQL_DSN`
+//!   counts as `store.postgresql.dsn`; `HOME` expands `~`.
 //! - **Flags:** applied by the binary after [`load`].
 //!
 //! # Layout
 //! - [`raw`]: the file as written ([`RawConfig`]).
 //! - [`validate()`]: [`RawConfig`] → [`Config`], reporting every problem ([`ConfigErrors`]).
 //! - model: the validated types re-exported here ([`Config`] and its sections).
+//! - docker, egress, kubernetes, unbuilt: per-table forms and rules.
 //! - compat / warnings: OpenSandbox keys Sandgate accepts but does not use yet.
 
 mod compat;
+mod docker;
+mod egress;
 mod env;
 mod ingress;
+mod kubernetes;
 mod model;
+mod quantity;
 pub mod raw;
+mod unbuilt;
+mod url;
 mod validate;
 mod warnings;
 mod web;
@@ -36,7 +44,7 @@ pub use env::{EnvSource, ProcessEnv, vars};
 pub use model::{
     Config, DEFAULT_DROP_CAPABILITIES, DockerConfig, EgressConfig, FakeConfig, GatewayConfig,
     IngressConfig, IngressMode, LogConfig, OrphanPolicy, RouteMode, RuntimeConfig, RuntimeType,
-    SandgateConfig, SecureAccessConfig, ServerConfig, SigningKey, StorageConfig, StoreConfig,
+    SandboxEnv, SandgateConfig, SecureAccessConfig, ServerConfig, SigningKey, StorageConfig, StoreConfig,
 };
 pub use raw::RawConfig;
 pub use validate::{ConfigErrors, Problem, validate};

@@ -3,6 +3,7 @@
 //! Everything here has passed [`validate`](super::validate()): defaults are
 //! filled in, environment overrides are applied, and cross-field rules hold.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,6 +97,8 @@ pub struct RuntimeConfig {
     pub kind: RuntimeType,
     /// The execd image; `None` means the runtime's built-in default.
     pub execd_image: Option<String>,
+    /// Runs execd as the sandbox's PID 1 (`EXECD_INIT=1`; default false).
+    pub execd_run_as_init: bool,
 }
 
 /// The value of `runtime.type`.
@@ -144,6 +147,20 @@ pub struct DockerConfig {
     pub seccomp_profile: Option<String>,
     /// Process limit per sandbox (default 4096); `None` means unlimited (`pids_limit = 0`).
     pub pids_limit: Option<i64>,
+    /// Environment given to every sandbox; a request's own variables win.
+    pub sandbox_env: SandboxEnv,
+    /// Binds (`source:target[:options]`) given to every sandbox, before the request's volumes.
+    pub sandbox_binds: Vec<String>,
+}
+
+/// `docker.sandbox_env`: its values may be secrets, so `Debug` shows only the names.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SandboxEnv(pub BTreeMap<String, String>);
+
+impl fmt::Debug for SandboxEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// `[ingress]`.

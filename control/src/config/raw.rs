@@ -11,6 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+pub use super::egress::{RawEgress, RawUpstreamProxy};
+pub use super::kubernetes::{RawAgentSandbox, RawExecdInitResources, RawKubernetes};
+pub use super::unbuilt::{RawOtel, RawPostgresql, RawProxy, RawTenants};
+
 /// The whole file. Every table is optional; an empty file is a valid config.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,9 +22,17 @@ pub struct RawConfig {
     /// `[server]`: the HTTP listener and API key.
     #[serde(default)]
     pub server: RawServer,
+    /// `[proxy]`: OpenSandbox's server-proxy upstream choice (accepted, validated).
+    #[serde(default)]
+    pub proxy: RawProxy,
     /// `[log]`: log level (file logging keys are accepted and ignored).
     #[serde(default)]
     pub log: RawLog,
+    /// `[tenants]`: multi-tenant mode; Kubernetes only (accepted, validated).
+    pub tenants: Option<RawTenants>,
+    /// `[otel]`: OTLP metrics export (accepted, validated).
+    #[serde(default)]
+    pub otel: RawOtel,
     /// `[runtime]`: which engine runs sandboxes.
     #[serde(default)]
     pub runtime: RawRuntime,
@@ -74,6 +86,9 @@ pub struct RawServer {
     pub timeout_keep_alive: Option<i64>,
     /// uvicorn concurrency limit; Python-server specific, ignored.
     pub limit_concurrency: Option<i64>,
+    /// Seconds shutdown waits for in-flight requests, at least 1; applied when
+    /// `sandgate.shutdown_grace_seconds` is absent.
+    pub timeout_graceful_shutdown: Option<i64>,
     /// uvicorn listen backlog; Python-server specific, ignored.
     pub backlog: Option<i64>,
     /// Python worker pool size; Python-server specific, ignored.
@@ -112,6 +127,8 @@ pub struct RawRuntime {
     pub kind: Option<String>,
     /// The execd image injected into sandboxes; non-empty when set.
     pub execd_image: Option<String>,
+    /// Sets `EXECD_INIT=1` so execd runs as the sandbox's PID 1 (default false).
+    pub execd_run_as_init: Option<bool>,
 }
 
 /// `[docker]`.
@@ -134,116 +151,16 @@ pub struct RawDocker {
     pub seccomp_profile: Option<String>,
     /// Process limit per sandbox (default 4096); 0 disables the limit.
     pub pids_limit: Option<i64>,
-}
-
-/// `[kubernetes]`: accepted and validated; the Kubernetes runtime is not built yet.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawKubernetes {
-    /// Path to a kubeconfig; absent means in-cluster credentials.
-    pub kubeconfig_path: Option<String>,
-    /// Namespace for sandbox workloads.
-    pub namespace: Option<String>,
-    /// Service account for sandbox pods.
-    pub service_account: Option<String>,
-    /// `batchsandbox` (default) or `agent-sandbox`, case-insensitive.
-    pub workload_provider: Option<String>,
-    /// BatchSandbox manifest template file.
-    pub batchsandbox_template_file: Option<String>,
-    /// Image pull policy for BatchSandbox pods.
-    pub image_pull_policy: Option<String>,
-    /// How long create waits for readiness, at least 1 second.
-    pub sandbox_create_timeout_seconds: Option<i64>,
-    /// Readiness poll interval in seconds, greater than 0.
-    pub sandbox_create_poll_interval_seconds: Option<f64>,
-    /// How long a snapshot may take, at least 1 second.
-    pub snapshot_create_timeout_seconds: Option<i64>,
-    /// Uses a watch-backed cache for reads.
-    pub informer_enabled: Option<bool>,
-    /// Informer resync period in seconds.
-    pub informer_resync_seconds: Option<i64>,
-    /// Informer watch timeout in seconds.
-    pub informer_watch_timeout_seconds: Option<i64>,
-    /// Client-side read rate limit (0: unlimited).
-    pub read_qps: Option<f64>,
-    /// Client-side read burst (0: unlimited).
-    pub read_burst: Option<i64>,
-    /// Client-side write rate limit (0: unlimited).
-    pub write_qps: Option<f64>,
-    /// Client-side write burst (0: unlimited).
-    pub write_burst: Option<i64>,
-    /// Resources of the execd init container.
-    pub execd_init_resources: Option<RawExecdInitResources>,
-}
-
-impl RawKubernetes {
-    /// The keys present in the table, in file-documentation order.
-    pub fn present_keys(&self) -> Vec<&'static str> {
-        let flags = [
-            ("kubeconfig_path", self.kubeconfig_path.is_some()),
-            ("namespace", self.namespace.is_some()),
-            ("service_account", self.service_account.is_some()),
-            ("workload_provider", self.workload_provider.is_some()),
-            (
-                "batchsandbox_template_file",
-                self.batchsandbox_template_file.is_some(),
-            ),
-            ("image_pull_policy", self.image_pull_policy.is_some()),
-            (
-                "sandbox_create_timeout_seconds",
-                self.sandbox_create_timeout_seconds.is_some(),
-            ),
-            (
-                "sandbox_create_poll_interval_seconds",
-                self.sandbox_create_poll_interval_seconds.is_some(),
-            ),
-            (
-                "snapshot_create_timeout_seconds",
-                self.snapshot_create_timeout_seconds.is_some(),
-            ),
-            ("informer_enabled", self.informer_enabled.is_some()),
-            (
-                "informer_resync_seconds",
-                self.informer_resync_seconds.is_some(),
-            ),
-            (
-                "informer_watch_timeout_seconds",
-                self.informer_watch_timeout_seconds.is_some(),
-            ),
-            ("read_qps", self.read_qps.is_some()),
-            ("read_burst", self.read_burst.is_some()),
-            ("write_qps", self.write_qps.is_some()),
-            ("write_burst", self.write_burst.is_some()),
-            ("execd_init_resources", self.execd_init_resources.is_some()),
-        ];
-        flags
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(key, _)| key)
-            .collect()
-    }
-}
-
-/// `[kubernetes.execd_init_resources]`.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawExecdInitResources {
-    /// Resource limits, e.g. `{ cpu = "100m", memory = "64Mi" }`.
-    pub limits: Option<BTreeMap<String, String>>,
-    /// Resource requests, same shape as `limits`.
-    pub requests: Option<BTreeMap<String, String>>,
-}
-
-/// `[agent_sandbox]`: accepted and validated; not built yet.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAgentSandbox {
-    /// Sandbox manifest template file.
-    pub template_file: Option<String>,
-    /// `Delete` (default) or `Retain`.
-    pub shutdown_policy: Option<String>,
-    /// Unused by OpenSandbox as well.
-    pub ingress_enabled: Option<bool>,
+    /// Lowest host port OpenSandbox publishes on, 1024..=65535 (checked, unused).
+    pub port_range_min: Option<i64>,
+    /// Highest host port, 1024..=65535, at least 100 above the lowest (checked, unused).
+    pub port_range_max: Option<i64>,
+    /// IPv4 address host ports are published on (checked, unused).
+    pub publish_host: Option<String>,
+    /// Environment variables given to every sandbox; a request's variables win.
+    pub sandbox_env: Option<BTreeMap<String, String>>,
+    /// `host_path:container_path[:options]` binds given to every sandbox.
+    pub sandbox_binds: Option<Vec<String>>,
 }
 
 /// `[ingress]`.
@@ -296,18 +213,6 @@ pub struct RawSigningKey {
     pub key: Option<String>,
 }
 
-/// `[egress]`.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEgress {
-    /// Egress sidecar image; needed for `networkPolicy`.
-    pub image: Option<String>,
-    /// `dns` (default) or `dns+nft`.
-    pub mode: Option<String>,
-    /// Disables IPv6 inside sandboxes that have a network policy (default true).
-    pub disable_ipv6: Option<bool>,
-}
-
 /// `[storage]`.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -324,11 +229,13 @@ pub struct RawStorage {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// `sqlite`, the only store.
+    /// `sqlite` or `postgresql` (accepted; Sandgate still uses SQLite).
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Database file; a leading `~` is expanded (default `~/.sandgate/sandgate.db`).
     pub path: Option<String>,
+    /// `[store.postgresql]`: accepted and validated.
+    pub postgresql: Option<RawPostgresql>,
 }
 
 /// `[secure_runtime]`.

@@ -9,15 +9,11 @@ use std::time::Duration;
 
 use super::env::{EnvSource, vars};
 use super::model::{
-    Config, DEFAULT_DROP_CAPABILITIES, DockerConfig, EgressConfig, FakeConfig, LogConfig,
-    OrphanPolicy, RuntimeConfig, RuntimeType, SandgateConfig, ServerConfig, StorageConfig,
-    StoreConfig,
+    Config, FakeConfig, LogConfig, OrphanPolicy, RuntimeConfig, RuntimeType, SandgateConfig,
+    ServerConfig, StorageConfig, StoreConfig,
 };
-use super::raw::{
-    RawConfig, RawDocker, RawEgress, RawFake, RawLog, RawRuntime, RawSandgate, RawServer,
-    RawStorage, RawStore,
-};
-use super::{compat, ingress, warnings};
+use super::raw::{RawConfig, RawFake, RawLog, RawRuntime, RawSandgate, RawServer, RawStorage, RawStore};
+use super::{compat, docker, egress, ingress, unbuilt, warnings};
 
 pub(crate) use sandgate_shared::problems::Problems;
 pub use sandgate_shared::problems::{ConfigErrors, Problem};
@@ -31,20 +27,31 @@ pub fn validate(raw: RawConfig, env: &dyn EnvSource) -> Result<Config, ConfigErr
     let mut p = Problems::default();
     let warnings = warnings::collect(&raw);
     let runtime = runtime(&raw.runtime, &mut p);
-    compat::check(&raw, runtime.as_ref().map(|r| r.kind), &mut p);
+    let kind = runtime.as_ref().map(|r| r.kind);
+    compat::check(&raw, kind, &mut p);
+    let grace = p.at_least(
+        "server.timeout_graceful_shutdown",
+        raw.server.timeout_graceful_shutdown,
+        1,
+    );
+    let server = server(raw.server, env, &mut p);
+    if let Some(tenants) = &raw.tenants {
+        unbuilt::tenants(tenants, kind, server.api_key.is_some(), &mut p);
+    }
     let config = Config {
-        server: server(raw.server, env, &mut p),
+        server,
         log: log(&raw.log, &mut p),
         runtime: runtime.unwrap_or(RuntimeConfig {
             kind: RuntimeType::Docker,
             execd_image: None,
+            execd_run_as_init: false,
         }),
-        docker: docker(raw.docker, &mut p),
+        docker: docker::validate(raw.docker, &mut p),
         ingress: ingress::validate(raw.ingress, &mut p),
-        egress: egress(raw.egress, &mut p),
+        egress: egress::validate(raw.egress, kind, &mut p),
         storage: storage(raw.storage, &mut p),
         store: store(raw.store, env, &mut p),
-        sandgate: sandgate(raw.sandgate, env, &mut p),
+        sandgate: sandgate(raw.sandgate, grace, env, &mut p),
         warnings,
     };
     p.finish(config)
@@ -125,6 +132,7 @@ fn runtime(raw: &RawRuntime, p: &mut Problems) -> Option<RuntimeConfig> {
     Some(RuntimeConfig {
         kind: kind?,
         execd_image,
+        execd_run_as_init: raw.execd_run_as_init.unwrap_or(false),
     })
 }
 
@@ -134,53 +142,6 @@ fn runtime_type(name: &str) -> RuntimeType {
         "kubernetes" => RuntimeType::Kubernetes,
         "fake" => RuntimeType::Fake,
         _ => RuntimeType::Docker,
-    }
-}
-
-fn docker(raw: RawDocker, p: &mut Problems) -> DockerConfig {
-    let pids_limit = match raw.pids_limit {
-        None => Some(4096),
-        Some(0) => None,
-        Some(v) => p.at_least("docker.pids_limit", Some(v), 0),
-    };
-    let api_timeout = p.at_least("docker.api_timeout", raw.api_timeout, 1);
-    DockerConfig {
-        network_mode: p
-            .non_blank("docker.network_mode", raw.network_mode)
-            .unwrap_or_else(|| "bridge".to_owned()),
-        api_timeout: seconds(api_timeout.unwrap_or(180)),
-        host_ip: blank_as_none(raw.host_ip),
-        drop_capabilities: drop_capabilities(raw.drop_capabilities, p),
-        apparmor_profile: blank_as_none(raw.apparmor_profile),
-        no_new_privileges: raw.no_new_privileges.unwrap_or(true),
-        seccomp_profile: blank_as_none(raw.seccomp_profile),
-        pids_limit,
-    }
-}
-
-/// The configured list (entries must not be blank), or OpenSandbox's nine.
-fn drop_capabilities(raw: Option<Vec<String>>, p: &mut Problems) -> Vec<String> {
-    let Some(caps) = raw else {
-        return DEFAULT_DROP_CAPABILITIES.map(str::to_owned).to_vec();
-    };
-    for (index, cap) in caps.iter().enumerate() {
-        if cap.trim().is_empty() {
-            p.push(
-                format!("docker.drop_capabilities[{index}]"),
-                "must not be empty",
-            );
-        }
-    }
-    caps
-}
-
-fn egress(raw: RawEgress, p: &mut Problems) -> EgressConfig {
-    let modes = [("dns", "dns"), ("dns+nft", "dns+nft")];
-    let mode = p.choice("egress.mode", raw.mode.as_deref(), &modes, "dns");
-    EgressConfig {
-        image: p.non_blank("egress.image", raw.image),
-        mode: mode.unwrap_or("dns").to_owned(),
-        disable_ipv6: raw.disable_ipv6.unwrap_or(true),
     }
 }
 
@@ -213,7 +174,10 @@ fn storage(raw: RawStorage, p: &mut Problems) -> StorageConfig {
 }
 
 fn store(raw: RawStore, env: &dyn EnvSource, p: &mut Problems) -> StoreConfig {
-    p.choice("store.type", raw.kind.as_deref(), &[("sqlite", ())], ());
+    let kinds = [("sqlite", false), ("postgresql", true)];
+    let is_postgresql = p.choice("store.type", raw.kind.as_deref(), &kinds, false);
+    let env_dsn = env.var(vars::POSTGRESQL_DSN);
+    unbuilt::postgresql(raw.postgresql.as_ref(), env_dsn, is_postgresql == Some(true), p);
     let path = match p.non_blank("store.path", raw.path) {
         Some(text) => expand_home("store.path", &text, env, p),
         None => default_store_path(env, p),
@@ -260,7 +224,14 @@ fn expand_home(key: &str, text: &str, env: &dyn EnvSource, p: &mut Problems) -> 
     })
 }
 
-fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> SandgateConfig {
+/// `[sandgate]`; `server_grace` is `server.timeout_graceful_shutdown`, used
+/// when `sandgate.shutdown_grace_seconds` is absent.
+fn sandgate(
+    raw: RawSandgate,
+    server_grace: Option<i64>,
+    env: &dyn EnvSource,
+    p: &mut Problems,
+) -> SandgateConfig {
     let policies = [
         ("adopt", OrphanPolicy::Adopt),
         ("remove", OrphanPolicy::Remove),
@@ -325,7 +296,7 @@ fn sandgate(raw: RawSandgate, env: &dyn EnvSource, p: &mut Problems) -> Sandgate
         docker_stop_grace: seconds(stop_grace.unwrap_or(3)),
         pending_failure_ttl: pending_failure_ttl(raw.pending_failure_ttl_seconds, env, p),
         orphan_policy: orphan_policy.unwrap_or(OrphanPolicy::Adopt),
-        shutdown_grace: seconds(grace.unwrap_or(30)),
+        shutdown_grace: seconds(grace.or(server_grace).unwrap_or(30)),
         allowed_pvc_names: allowed_pvc_names(raw.allowed_pvc_names, p),
         fake: fake(raw.fake, env, p),
         web: super::web::validate(raw.cors_allowed_origins, raw.allowed_hosts, p),

@@ -53,12 +53,18 @@ interval = 30
 
 #[test]
 fn every_ignored_key_warns() {
-    let text = "[server]\ntimeout_keep_alive = 30\nlimit_concurrency = 1024\nbacklog = 2048\nthread_pool_size = 200\nloop = \"auto\"\nhttp = \"auto\"\n\
+    let text = "[server]\ntimeout_keep_alive = 30\nlimit_concurrency = 1024\nbacklog = 2048\nthread_pool_size = 200\nloop = \"auto\"\nhttp = \"auto\"\ntimeout_graceful_shutdown = 5\n\
+        [proxy]\nresolve_internal = false\n[tenants]\nprovider = \"file\"\n[otel]\nenabled = true\nendpoint = \"http://otel:4318\"\nservice_name = \"s\"\nexport_interval_millis = 1000\n\
         [log]\nfile_enabled = true\nfile_path = \"/tmp/s.log\"\naccess_file_path = \"/tmp/a.log\"\nfile_max_bytes = 100\nfile_backup_count = 5\n\
-        [pause]\n[runtime]\ntype = \"kubernetes\"\n\
+        [pause]\n[runtime]\ntype = \"kubernetes\"\nexecd_run_as_init = true\n\
+        [docker]\nport_range_min = 40000\nport_range_max = 60000\npublish_host = \"127.0.0.1\"\n\
         [kubernetes]\nnamespace = \"sandboxes\"\nworkload_provider = \"agent-sandbox\"\n[kubernetes.execd_init_resources]\nlimits = { cpu = \"100m\" }\n\
         [agent_sandbox]\n[secure_runtime]\ntype = \"gvisor\"\nk8s_runtime_class = \"gvisor\"\n\
-        [renew_intent]\nenabled = true\nredis.enabled = true\nredis.dsn = \"redis://localhost\"\n[egress]\nimage = \"opensandbox/egress:v1.1.0\"\n";
+        [renew_intent]\nenabled = true\nredis.enabled = true\nredis.dsn = \"redis://localhost\"\n\
+        [store]\ntype = \"postgresql\"\n[store.postgresql]\ndsn = \"postgresql://db/s\"\n\
+        [egress]\nimage = \"opensandbox/egress:v1.1.0\"\nmode = \"dns+nft\"\ndisable_ipv6 = true\notlp_endpoint = \"http://otel:4318\"\nreadiness_timeout_seconds = 30\n\
+        requests = { cpu = \"25m\" }\nlimits = { cpu = \"250m\" }\n[egress.upstream_proxy]\nurl = \"http://proxy:3128\"\n\
+        [sandgate]\nshutdown_grace_seconds = 10\n";
     let warnings = valid(text).warnings;
     for key in warnings::keys() {
         assert!(
@@ -125,7 +131,8 @@ fn config_directory_files_all_validate() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("control") && name.ends_with(".toml") {
+        let control = name.starts_with("control") || name.starts_with("opensandbox");
+        if control && name.ends_with(".toml") {
             let text = std::fs::read_to_string(&path).unwrap();
             if let Err(error) = load_str(&text, &path.display().to_string(), &env()) {
                 panic!("{error}");
@@ -134,7 +141,7 @@ fn config_directory_files_all_validate() {
         }
     }
     assert!(
-        checked >= 3,
+        checked >= 4,
         "expected the example configs in {}",
         dir.display()
     );

@@ -37,7 +37,7 @@ use super::{
     EventSink, LogWindow, ProcessEvent, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint,
     Runtime, RuntimeError, RuntimeKind, RuntimeSandbox, SpecRule,
 };
-use crate::config::DEFAULT_DROP_CAPABILITIES;
+use crate::config::{DEFAULT_DROP_CAPABILITIES, SandboxEnv};
 use crate::sandbox::model::{SandboxSpec, Source};
 
 /// Settings of the Docker runtime.
@@ -61,6 +61,12 @@ pub struct DockerSettings {
     pub pids_limit: Option<i64>,
     /// The execd image to inject, if any.
     pub execd_image: Option<String>,
+    /// `runtime.execd_run_as_init`: with execd injected, sets `EXECD_INIT=1`.
+    pub execd_run_as_init: bool,
+    /// `docker.sandbox_env`: given to every sandbox; the request's variables win.
+    pub sandbox_env: SandboxEnv,
+    /// `docker.sandbox_binds`: operator binds put before the request's.
+    pub sandbox_binds: Vec<String>,
     /// `storage.allowed_host_paths`.
     pub allowed_host_paths: Vec<String>,
     /// `sandgate.allowed_pvc_names`: named volumes Sandgate did not create
@@ -90,6 +96,9 @@ impl Default for DockerSettings {
             seccomp_profile: None,
             pids_limit: Some(4096),
             execd_image: None,
+            execd_run_as_init: false,
+            sandbox_env: SandboxEnv::default(),
+            sandbox_binds: Vec::new(),
             allowed_host_paths: Vec::new(),
             allowed_pvc_names: Vec::new(),
             bind_staging_dir: "/run/sandgate/binds".into(),

@@ -78,12 +78,7 @@ pub(super) fn container_body(
     } else {
         (command, None)
     };
-    let env = request
-        .spec
-        .env
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let env = environment(request, settings, with_execd);
     ContainerCreateBody {
         image: Some(image),
         entrypoint: Some(entrypoint),
@@ -99,12 +94,36 @@ pub(super) fn container_body(
     }
 }
 
+/// `docker.sandbox_env` overlaid with the request's variables (the request
+/// wins, as in OpenSandbox), then `EXECD_INIT=1` when execd runs as init.
+fn environment(request: &ProvisionRequest, settings: &DockerSettings, with_execd: bool) -> Vec<String> {
+    let operator = settings
+        .sandbox_env
+        .0
+        .iter()
+        .filter(|(name, _)| !request.spec.env.contains_key(*name));
+    let mut env: Vec<String> = operator
+        .chain(&request.spec.env)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if with_execd && settings.execd_run_as_init {
+        env.push("EXECD_INIT=1".to_owned());
+    }
+    env
+}
+
 fn host_config(
     request: &ProvisionRequest,
     settings: &DockerSettings,
-    binds: Vec<String>,
+    request_binds: Vec<String>,
 ) -> HostConfig {
     let resources = &request.spec.resources;
+    let binds: Vec<String> = settings
+        .sandbox_binds
+        .iter()
+        .cloned()
+        .chain(request_binds)
+        .collect();
     HostConfig {
         network_mode: Some(settings.network_mode.clone()),
         binds: (!binds.is_empty()).then_some(binds),
@@ -295,6 +314,32 @@ mod tests {
         );
         assert_eq!(body.entrypoint.unwrap(), vec![BOOTSTRAP]);
         assert_eq!(body.cmd.unwrap(), vec!["python", "app.py"]);
+    }
+
+    #[test]
+    fn operator_env_and_binds_come_first_and_the_request_wins() {
+        let settings = DockerSettings {
+            sandbox_env: crate::config::SandboxEnv(BTreeMap::from([
+                ("A".to_owned(), "operator".to_owned()),
+                ("CA".to_owned(), "/etc/ca.crt".to_owned()),
+            ])),
+            sandbox_binds: vec!["/opt/ca.crt:/etc/ca.crt:ro".to_owned()],
+            execd_run_as_init: true,
+            ..DockerSettings::default()
+        };
+        let binds = vec!["/data:/data".to_owned()];
+        let body = container_body(&request(&["sleep", "1"]), &settings, binds.clone(), &[], false);
+        assert_eq!(body.env.unwrap(), vec!["CA=/etc/ca.crt", "A=1", "EMPTY="]);
+        assert_eq!(
+            body.host_config.unwrap().binds.unwrap(),
+            vec!["/opt/ca.crt:/etc/ca.crt:ro", "/data:/data"]
+        );
+        let with_execd = container_body(&request(&["sleep", "1"]), &settings, binds, &[], true);
+        assert_eq!(
+            with_execd.env.unwrap().last().map(String::as_str),
+            Some("EXECD_INIT=1"),
+            "EXECD_INIT only when execd is injected, and after the request's variables"
+        );
     }
 
     #[test]
