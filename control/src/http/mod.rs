@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod relay;
 pub mod route_stream;
 pub mod sandboxes;
+pub mod snapshots;
 pub mod system;
 pub mod web;
 
@@ -37,6 +38,8 @@ pub const TAG_SYSTEM: &str = "System";
 pub struct AppState {
     /// The sandbox domain service.
     pub service: SandboxService,
+    /// The snapshot domain service.
+    pub snapshots: crate::sandbox::snapshot::SnapshotService,
     /// API-key checking.
     pub auth: Arc<auth::ApiKeyAuth>,
     /// Metrics registry.
@@ -56,6 +59,7 @@ pub struct AppState {
 /// The lifecycle routes, mounted twice.
 fn lifecycle_routes() -> Router<AppState> {
     Router::new()
+        .merge(snapshots::routes())
         .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
         .route(
             "/sandboxes/{sandbox_id}",

@@ -283,6 +283,7 @@ fn source(
         (None, Some(id)) => (
             Some(Source::Snapshot {
                 id: id.trim().to_owned(),
+                image: None,
             }),
             None,
         ),

@@ -99,7 +99,7 @@ pub(super) struct Recorded {
 pub(super) fn read(labels: &HashMap<String, String>) -> Recorded {
     Recorded {
         id: labels.get(ID).and_then(|v| v.parse().ok()),
-        image: labels.get(IMAGE).cloned(),
+        image: labels.get(IMAGE).filter(|v| !v.is_empty()).cloned(),
         entrypoint: parse_json(labels, ENTRYPOINT),
         metadata: parse_json(labels, METADATA).unwrap_or_default(),
         expires_at: labels.get(EXPIRES_AT).and_then(|v| Timestamp::parse(v)),
