@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sandgate_shared::api::SandboxState;
+use sandgate_shared::snapshots::SnapshotState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -45,6 +46,7 @@ pub struct Metrics {
     provision_seconds: Histogram,
     deleted: Family<StateLabels, Counter>,
     timers: Gauge,
+    snapshots: Family<StateLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,6 +77,7 @@ impl Metrics {
             provision_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             deleted: Family::default(),
             timers: Gauge::default(),
+            snapshots: Family::default(),
         };
         metrics.register();
         metrics
@@ -122,6 +125,11 @@ impl Metrics {
             "Armed expiry and cleanup deadlines",
             self.timers.clone(),
         );
+        registry.register(
+            "sandgate_snapshots",
+            "Snapshots by state",
+            self.snapshots.clone(),
+        );
     }
 
     /// Records one HTTP request.
@@ -167,6 +175,17 @@ impl Metrics {
                 state: from.as_str(),
             })
             .inc();
+    }
+
+    /// Sets the snapshot gauges from `count` (snapshots in a state), before [`Metrics::render`].
+    pub fn snapshots(&self, count: impl Fn(SnapshotState) -> usize) {
+        for state in SnapshotState::ALL {
+            self.snapshots
+                .get_or_create(&StateLabels {
+                    state: state.as_str(),
+                })
+                .set(count(state) as i64);
+        }
     }
 
     /// Renders the text exposition format, with `counts` as the current

@@ -176,6 +176,7 @@ impl Store {
         private_files::prepare(path)?;
         let conn = open_connection(path)?;
         probe_write(&conn, path)?;
+        migrate(&conn, path)?;
         let records = load_all(&conn, path)?;
         let (commands, receiver) = mpsc::channel();
         let failing = Arc::new(AtomicBool::new(false));
@@ -301,11 +302,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
              sandbox_id TEXT NOT NULL,
              event TEXT NOT NULL
          );
-         CREATE INDEX IF NOT EXISTS sandbox_events_by_id ON sandbox_events (sandbox_id, seq);
-         CREATE TABLE IF NOT EXISTS snapshots (
-             id TEXT PRIMARY KEY,
-             record TEXT NOT NULL
-         );",
+         CREATE INDEX IF NOT EXISTS sandbox_events_by_id ON sandbox_events (sandbox_id, seq);",
     )
     .map_err(sqlite(path))?;
     Ok(conn)
@@ -326,6 +323,18 @@ fn probe_write(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Tables added after the first release; run once the store is known to be
+/// writable, so a read-only store of an older release is reported as such.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS snapshots (
+             id TEXT PRIMARY KEY,
+             record TEXT NOT NULL
+         );",
+    )
+    .map_err(sqlite(path))
 }
 
 fn load_all(conn: &Connection, path: &Path) -> Result<Vec<SandboxRecord>, StoreError> {

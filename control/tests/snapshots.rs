@@ -426,6 +426,14 @@ async fn snapshots_survive_a_restart_and_interrupted_ones_are_settled() {
     app.fake.hang_snapshots(true);
     let committed = snapshot(&app, &sandbox, None).await;
     let committed_id = committed["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !app.fake.has_snapshot(&committed_id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the engine never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let app = app.restart().await;
     let recovered = wait_snapshot(&app, &committed_id, "Ready").await;
     assert_eq!(recovered["status"]["reason"], "snapshot_recovery_ready");
@@ -463,4 +471,59 @@ async fn a_deletion_the_engine_could_not_finish_is_retried_on_start() {
         .await;
     assert_error(answer, StatusCode::NOT_FOUND, "SNAPSHOT::NOT_FOUND");
     assert!(!app.fake.has_snapshot(&id));
+}
+
+#[tokio::test]
+async fn metrics_count_snapshots_by_state() {
+    let app = app().await;
+    let sandbox = running(&app).await;
+    let created = snapshot(&app, &sandbox, None).await;
+    wait_snapshot(&app, created["id"].as_str().unwrap(), "Ready").await;
+    app.fake.fail_next(Op::Snapshot, "broken");
+    let failed = snapshot(&app, &sandbox, None).await;
+    wait_snapshot(&app, failed["id"].as_str().unwrap(), "Failed").await;
+    let (status, metrics) = app.call(Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().unwrap();
+    for line in [
+        r#"sandgate_snapshots{state="Ready"} 1"#,
+        r#"sandgate_snapshots{state="Failed"} 1"#,
+        r#"sandgate_snapshots{state="Creating"} 0"#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_from_before_snapshots_gains_their_table() {
+    let base = app().await;
+    let db = base.dir.path().join("old/state.db");
+    std::fs::create_dir(db.parent().unwrap()).unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE sandboxes (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+             CREATE TABLE sandbox_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, event TEXT NOT NULL);",
+        )
+        .unwrap();
+    let mut options = base.options.clone();
+    options.store_path = db;
+    let app = TestApp {
+        app: sandgate_control::app::App::start(
+            options.clone(),
+            base.fake.clone() as std::sync::Arc<dyn sandgate_control::runtime::Runtime>,
+        )
+        .await
+        .unwrap(),
+        fake: base.fake.clone(),
+        dir: base.dir.clone(),
+        options,
+    };
+    let sandbox = running(&app).await;
+    let created = snapshot(&app, &sandbox, None).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    wait_snapshot(&app, &id, "Ready").await;
+    let app = app.restart().await;
+    wait_snapshot(&app, &id, "Ready").await;
 }

@@ -23,6 +23,9 @@ pub enum SnapshotState {
 }
 
 impl SnapshotState {
+    /// Every state.
+    pub const ALL: [Self; 4] = [Self::Creating, Self::Ready, Self::Failed, Self::Deleting];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,9 +38,7 @@ impl SnapshotState {
 
     /// The state with exactly this wire name (OpenSandbox matches case-sensitively).
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Creating, Self::Ready, Self::Failed, Self::Deleting]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -113,12 +114,7 @@ mod tests {
 
     #[test]
     fn states_parse_only_their_exact_wire_names() {
-        for state in [
-            SnapshotState::Creating,
-            SnapshotState::Ready,
-            SnapshotState::Failed,
-            SnapshotState::Deleting,
-        ] {
+        for state in SnapshotState::ALL {
             assert_eq!(SnapshotState::parse(state.as_str()), Some(state));
             let json = serde_json::to_string(&state).unwrap();
             assert_eq!(json, format!("\"{state}\""));

@@ -112,6 +112,11 @@ impl SnapshotService {
         query.apply(&self.inner.catalog)
     }
 
+    /// How many snapshots are in `state`.
+    pub fn count(&self, state: SnapshotState) -> usize {
+        self.inner.catalog.count(state)
+    }
+
     /// Removes a `Ready` or `Failed` snapshot and its image. A snapshot whose
     /// image a sandbox still uses is kept as it was.
     pub async fn delete(&self, id: &str) -> Result<(), SnapshotError> {
