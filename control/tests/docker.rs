@@ -883,10 +883,10 @@ async fn a_snapshot_restores_the_files_and_its_image_goes_with_it() {
         docker(&[
             "inspect",
             "-f",
-            "{{.Config.Image}}|{{index .Config.Labels \"sandgate.io/metadata.team\"}}|{{index .Config.Labels \"opensandbox.io/id\"}}",
+            "{{.Config.Image}}|{{index .Config.Labels \"sandgate.io/metadata.team\"}}|{{index .Config.Labels \"opensandbox.io/id\"}}|{{index .Config.Labels \"opensandbox.io/snapshot-id\"}}",
             &container(&restored),
         ]),
-        format!("{image}||{restored}"),
+        format!("{image}||{restored}|{id}"),
         "the source's labels are not inherited"
     );
 

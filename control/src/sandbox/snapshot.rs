@@ -65,12 +65,12 @@ impl SnapshotService {
         sandbox_id: &str,
         request: CreateSnapshotRequest,
     ) -> Result<Arc<SnapshotRecord>, SnapshotError> {
-        let sandbox = self.inner.sandboxes.get(sandbox_id)?;
         if request.name.as_deref() == Some("") {
             return Err(SnapshotError::Invalid(
                 "name: must be at least 1 character long when given".to_owned(),
             ));
         }
+        let sandbox = self.inner.sandboxes.get(sandbox_id)?;
         if sandbox.status.state != SandboxState::Running {
             return Err(SnapshotError::SourceNotRunning);
         }
@@ -227,7 +227,7 @@ impl SnapshotService {
                 ..record.with_status(
                     SnapshotState::Ready,
                     reason::READY,
-                    "Snapshot image created successfully.",
+                    "Docker snapshot image created successfully.",
                     now,
                 )
             },
