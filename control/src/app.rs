@@ -19,6 +19,7 @@ use crate::routes::RoutePublisher;
 use crate::runtime::{Runtime, RuntimeError, RuntimeEvent};
 use crate::sandbox::reconcile::{ReconcileReport, Recovery};
 use crate::sandbox::service::{SandboxService, ServiceParts, ServiceSettings};
+use crate::sandbox::snapshot::SnapshotService;
 use crate::store::{Store, StoreError};
 use crate::ttl::{Due, Scheduler};
 
@@ -108,6 +109,8 @@ impl App {
             settings: options.service,
             metrics: metrics.clone(),
         });
+        let snapshots = SnapshotService::new(service.clone());
+        snapshots.recover().await?;
         let recovery = service.restore(records);
         spawn_due_loop(service.clone(), due, shutdown.child_token());
         spawn_event_loop(service.clone(), events, shutdown.child_token());
@@ -119,6 +122,7 @@ impl App {
         };
         let router = http::router(AppState {
             service: service.clone(),
+            snapshots,
             auth,
             metrics,
             routes,

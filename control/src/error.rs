@@ -20,7 +20,7 @@ use crate::http::forward::ForwardError;
 use crate::http::upstream::UpstreamError;
 use crate::catalog::CatalogError;
 use crate::runtime::{RuntimeError, RuntimeKind, SpecRule};
-use crate::sandbox::error::{Conflict, Operation, SandboxError};
+use crate::sandbox::error::{Conflict, Operation, SandboxError, SnapshotError};
 
 /// Wire error codes (OpenSandbox's strings where one exists).
 pub mod codes {
@@ -56,6 +56,16 @@ pub mod codes {
     pub const INVALID_EXPIRATION: &str = "DOCKER::INVALID_EXPIRATION";
     /// No such snapshot.
     pub const SNAPSHOT_NOT_FOUND: &str = "SNAPSHOT::NOT_FOUND";
+    /// Snapshots are taken of running sandboxes only.
+    pub const SNAPSHOT_INVALID_SOURCE_STATE: &str = "SNAPSHOT::INVALID_SOURCE_STATE";
+    /// The snapshot's state does not allow the operation.
+    pub const SNAPSHOT_INVALID_STATE: &str = "SNAPSHOT::INVALID_STATE";
+    /// The snapshot's image is still used by a sandbox.
+    pub const SNAPSHOT_DELETE_CONFLICT: &str = "SNAPSHOT::DELETE_CONFLICT";
+    /// A restore from a snapshot that is not `Ready`.
+    pub const SNAPSHOT_NOT_READY: &str = "SNAPSHOT::NOT_READY";
+    /// The engine failed to remove a snapshot's image.
+    pub const SNAPSHOT_IMAGE_REMOVE_FAILED: &str = "DOCKER::SNAPSHOT_IMAGE_REMOVE_FAILED";
     /// Duplicate volume name.
     pub const VOLUME_DUPLICATE_NAME: &str = "VOLUME::DUPLICATE_NAME";
     /// Volume name not a DNS label.
@@ -272,6 +282,11 @@ impl From<SandboxError> for ApiError {
                 codes::SNAPSHOT_NOT_FOUND,
                 error.to_string(),
             ),
+            SandboxError::SnapshotNotReady { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                codes::SNAPSHOT_NOT_READY,
+                error.to_string(),
+            ),
             SandboxError::Runtime {
                 operation,
                 engine,
@@ -342,6 +357,32 @@ impl From<CatalogError> for ApiError {
             CatalogError::TemplatesNeedKubernetes => codes::TEMPLATE_NOT_SUPPORTED,
         };
         ApiError::new(StatusCode::NOT_IMPLEMENTED, code, error.to_string())
+    }
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(error: SnapshotError) -> Self {
+        let conflict = |code| ApiError::new(StatusCode::CONFLICT, code, error.to_string());
+        match error {
+            SnapshotError::NotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::SNAPSHOT_NOT_FOUND,
+                error.to_string(),
+            ),
+            SnapshotError::Invalid(ref message) => ApiError::invalid(message.clone()),
+            SnapshotError::SourceNotRunning => conflict(codes::SNAPSHOT_INVALID_SOURCE_STATE),
+            SnapshotError::StillCreating { .. } => conflict(codes::SNAPSHOT_INVALID_STATE),
+            SnapshotError::InUse(ref source) => {
+                conflict(codes::SNAPSHOT_DELETE_CONFLICT).caused_by(source)
+            }
+            SnapshotError::RemoveFailed { id, source } => runtime_error(
+                codes::SNAPSHOT_IMAGE_REMOVE_FAILED,
+                &format!("deleting snapshot {id}"),
+                source,
+            ),
+            SnapshotError::Sandbox(inner) => inner.into(),
+            SnapshotError::Store(source) => SandboxError::Store(source).into(),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sandgate_shared::api::SandboxState;
+use sandgate_shared::snapshots::SnapshotState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -53,6 +54,7 @@ pub struct Metrics {
     timers: Gauge,
     sdk_creates: Family<SdkCreateLabels, Counter>,
     sdk_create_seconds: Family<SdkCreateLabels, Histogram>,
+    snapshots: Family<StateLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +89,7 @@ impl Metrics {
             sdk_create_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.05, 2.0, 14))
             }),
+            snapshots: Family::default(),
         };
         metrics.register();
         metrics
@@ -143,6 +146,11 @@ impl Metrics {
             "sandgate_sdk_create_duration_seconds",
             "Create-to-ready time as SDKs measured it, by SDK language and outcome",
             self.sdk_create_seconds.clone(),
+        );
+        registry.register(
+            "sandgate_snapshots",
+            "Snapshots by state",
+            self.snapshots.clone(),
         );
     }
 
@@ -201,6 +209,17 @@ impl Metrics {
                 state: from.as_str(),
             })
             .inc();
+    }
+
+    /// Sets the snapshot gauges from `count` (snapshots in a state), before [`Metrics::render`].
+    pub fn snapshots(&self, count: impl Fn(SnapshotState) -> usize) {
+        for state in SnapshotState::ALL {
+            self.snapshots
+                .get_or_create(&StateLabels {
+                    state: state.as_str(),
+                })
+                .set(count(state) as i64);
+        }
     }
 
     /// Renders the text exposition format, with `counts` as the current

@@ -1,4 +1,4 @@
-//! Durable sandbox state in one SQLite file, written by one thread.
+//! Durable sandbox and snapshot state in one SQLite file, written by one thread.
 //!
 //! Every write is acknowledged only after its transaction committed with
 //! `synchronous = FULL` in WAL mode, so an acknowledged change survives a
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::sandbox::model::SandboxRecord;
+use crate::sandbox::snapshot_model::SnapshotRecord;
 
 /// How many status changes are kept per sandbox.
 const HISTORY_LIMIT: i64 = 200;
@@ -133,6 +134,25 @@ enum Command {
         id: String,
         reply: oneshot::Sender<Result<Vec<StatusEvent>, StoreError>>,
     },
+    PutSnapshot {
+        id: String,
+        json: String,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    RemoveSnapshot {
+        id: String,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Snapshots {
+        reply: oneshot::Sender<Result<Vec<SnapshotRecord>, StoreError>>,
+    },
+}
+
+impl Command {
+    /// Whether the command only reads (answered after the batch's writes).
+    fn is_read(&self) -> bool {
+        matches!(self, Self::History { .. } | Self::Snapshots { .. })
+    }
 }
 
 /// Handle to the store; cheap to clone.
@@ -156,6 +176,7 @@ impl Store {
         private_files::prepare(path)?;
         let conn = open_connection(path)?;
         probe_write(&conn, path)?;
+        migrate(&conn, path)?;
         let records = load_all(&conn, path)?;
         let (commands, receiver) = mpsc::channel();
         let failing = Arc::new(AtomicBool::new(false));
@@ -211,6 +232,30 @@ impl Store {
         let id = id.to_string();
         self.request(move |reply| Command::History { id, reply })
             .await
+    }
+
+    /// Durably writes a snapshot record.
+    pub async fn put_snapshot(&self, record: &SnapshotRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt {
+            path: PathBuf::new(),
+            id: record.id.clone(),
+            source,
+        })?;
+        let id = record.id.clone();
+        self.request(move |ack| Command::PutSnapshot { id, json, ack })
+            .await
+    }
+
+    /// Durably removes a snapshot record.
+    pub async fn remove_snapshot(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.request(move |ack| Command::RemoveSnapshot { id, ack })
+            .await
+    }
+
+    /// Every stored snapshot record (read once, at startup).
+    pub async fn snapshots(&self) -> Result<Vec<SnapshotRecord>, StoreError> {
+        self.request(|reply| Command::Snapshots { reply }).await
     }
 
     /// Sends a command and waits for the writer's answer.
@@ -280,6 +325,18 @@ fn probe_write(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// Tables added after the first release; run once the store is known to be
+/// writable, so a read-only store of an older release is reported as such.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS snapshots (
+             id TEXT PRIMARY KEY,
+             record TEXT NOT NULL
+         );",
+    )
+    .map_err(sqlite(path))
+}
+
 fn load_all(conn: &Connection, path: &Path) -> Result<Vec<SandboxRecord>, StoreError> {
     let mut statement = conn
         .prepare("SELECT id, record FROM sandboxes")
@@ -323,9 +380,7 @@ fn writer_loop(
 /// Commits the writes in `batch`, records in `failing` whether they failed
 /// (before anyone is answered), and answers the reads.
 fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>, failing: &AtomicBool) {
-    let (writes, reads): (Vec<_>, Vec<_>) = batch
-        .into_iter()
-        .partition(|c| !matches!(c, Command::History { .. }));
+    let (writes, reads): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| !c.is_read());
     let result = apply_writes(conn, &writes).map_err(|e| e.to_string());
     if !writes.is_empty() {
         record_outcome(failing, path, result.is_ok());
@@ -336,15 +391,24 @@ fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Command>, failing
             message,
         });
         match command {
-            Command::Put { ack, .. } | Command::Remove { ack, .. } => {
+            Command::Put { ack, .. }
+            | Command::Remove { ack, .. }
+            | Command::PutSnapshot { ack, .. }
+            | Command::RemoveSnapshot { ack, .. } => {
                 let _ = ack.send(outcome);
             }
-            Command::History { .. } => {}
+            Command::History { .. } | Command::Snapshots { .. } => {}
         }
     }
     for command in reads {
-        if let Command::History { id, reply } = command {
-            let _ = reply.send(read_history(conn, path, &id));
+        match command {
+            Command::History { id, reply } => {
+                let _ = reply.send(read_history(conn, path, &id));
+            }
+            Command::Snapshots { reply } => {
+                let _ = reply.send(read_snapshots(conn, path));
+            }
+            _ => {}
         }
     }
 }
@@ -381,7 +445,17 @@ fn apply_writes(conn: &mut Connection, writes: &[Command]) -> rusqlite::Result<(
                     params![id],
                 )?;
             }
-            Command::History { .. } => {}
+            Command::PutSnapshot { id, json, .. } => {
+                tx.execute(
+                    "INSERT INTO snapshots (id, record) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                    params![id, json],
+                )?;
+            }
+            Command::RemoveSnapshot { id, .. } => {
+                tx.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+            }
+            Command::History { .. } | Command::Snapshots { .. } => {}
         }
     }
     tx.commit()
@@ -403,6 +477,28 @@ fn append_event(
         params![id, HISTORY_LIMIT],
     )?;
     Ok(())
+}
+
+fn read_snapshots(conn: &Connection, path: &Path) -> Result<Vec<SnapshotRecord>, StoreError> {
+    let mut statement = conn
+        .prepare("SELECT id, record FROM snapshots")
+        .map_err(sqlite(path))?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(sqlite(path))?;
+    let mut records = Vec::new();
+    for row in rows {
+        let (id, json) = row.map_err(sqlite(path))?;
+        let record = serde_json::from_str(&json).map_err(|source| StoreError::Corrupt {
+            path: path.to_owned(),
+            id,
+            source,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
 }
 
 fn read_history(conn: &Connection, path: &Path, id: &str) -> Result<Vec<StatusEvent>, StoreError> {

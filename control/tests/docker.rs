@@ -796,3 +796,128 @@ async fn metadata_stays_in_its_label_namespace_and_cpu_stays_within_the_engine()
         "{error}"
     );
 }
+
+/// Polls until the snapshot reaches `state` (deadline 60 s).
+async fn wait_snapshot(app: &DockerApp, id: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, value) = app
+            .app
+            .call(Method::GET, &format!("/v1/snapshots/{id}"), None)
+            .await;
+        if status == StatusCode::OK && value["status"]["state"] == state {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "snapshot {id} never reached {state}: {status} {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_restores_the_files_and_its_image_goes_with_it() {
+    let app = DockerApp::start(|_| {}).await;
+    let mut source = busybox(&[
+        "sh",
+        "-c",
+        "echo from-the-source > /snapped.txt && exec sleep 3600",
+    ]);
+    source["metadata"] = json!({"team": "infra"});
+    let source = app.app.create("/v1", source).await;
+    app.app.wait_state(&source, "Running").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while docker(&["exec", &container(&source), "cat", "/snapped.txt"]) != "from-the-source" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the file never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (status, created) = app
+        .app
+        .call(
+            Method::POST,
+            &format!("/v1/sandboxes/{source}/snapshots"),
+            Some(json!({"name": "with-file"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let ready = wait_snapshot(&app, &id, "Ready").await;
+    assert_eq!(ready["name"], "with-file");
+    let image = format!("opensandbox-snapshots:{id}");
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"sandgate.io/snapshot-of\"}} {{index .Config.Labels \"sandgate.io/instance\"}}",
+            &image,
+        ]),
+        format!("{source} {}", app.settings.instance)
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &container(&source)]),
+        "running",
+        "the source runs on after the commit"
+    );
+
+    let restored = app
+        .app
+        .create(
+            "/v1",
+            json!({"snapshotId": id, "resourceLimits": {"memory": "128Mi"}, "timeout": 600}),
+        )
+        .await;
+    let sandbox = app.app.wait_state(&restored, "Running").await;
+    assert_eq!(sandbox["snapshotId"], id.as_str());
+    assert!(sandbox.get("metadata").is_none(), "{sandbox}");
+    assert_eq!(
+        docker(&["exec", &container(&restored), "cat", "/snapped.txt"]),
+        "from-the-source"
+    );
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.Config.Image}}|{{index .Config.Labels \"sandgate.io/metadata.team\"}}|{{index .Config.Labels \"opensandbox.io/id\"}}|{{index .Config.Labels \"opensandbox.io/snapshot-id\"}}",
+            &container(&restored),
+        ]),
+        format!("{image}||{restored}|{id}"),
+        "the source's labels are not inherited"
+    );
+
+    let (status, refused) = app
+        .app
+        .call(Method::DELETE, &format!("/v1/snapshots/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "SNAPSHOT::DELETE_CONFLICT");
+    wait_snapshot(&app, &id, "Ready").await;
+
+    for sandbox in [&restored, &source] {
+        let (status, _) = app
+            .app
+            .call(Method::DELETE, &format!("/v1/sandboxes/{sandbox}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let (status, _) = app
+        .app
+        .call(Method::DELETE, &format!("/v1/snapshots/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        docker(&["image", "ls", "-q", &image]),
+        "",
+        "the image is removed"
+    );
+    let (status, _) = app
+        .app
+        .call(Method::GET, &format!("/v1/snapshots/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

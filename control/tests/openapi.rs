@@ -107,8 +107,21 @@ fn operations(doc: &Value) -> Vec<(String, String)> {
 /// (`/proxy/{port}[/...]`, any method, an opaque upstream) is not an API
 /// operation and is left out.
 fn routed_lifecycle_operations() -> BTreeSet<(String, String)> {
-    let source = include_str!("../src/http/mod.rs");
-    let start = source.find("fn lifecycle_routes").unwrap();
+    let mut routes = scan_routes(include_str!("../src/http/mod.rs"), "fn lifecycle_routes");
+    routes.extend(scan_routes(
+        include_str!("../src/http/snapshots.rs"),
+        "pub fn routes",
+    ));
+    assert!(
+        routes.len() >= 10,
+        "route scan found too little: {routes:?}"
+    );
+    routes
+}
+
+/// The `(method, path)` pairs routed in the function `fn_start` of `source`.
+fn scan_routes(source: &str, fn_start: &str) -> BTreeSet<(String, String)> {
+    let start = source.find(fn_start).unwrap();
     let end = start + source[start..].find("\n}\n").unwrap();
     let mut routes = BTreeSet::new();
     for chunk in source[start..end].split(".route(").skip(1) {
@@ -116,7 +129,9 @@ fn routed_lifecycle_operations() -> BTreeSet<(String, String)> {
         if path.contains("/proxy/") {
             continue;
         }
-        let path = path.replace("{sandbox_id}", "{sandboxId}");
+        let path = path
+            .replace("{sandbox_id}", "{sandboxId}")
+            .replace("{snapshot_id}", "{snapshotId}");
         for method in METHODS {
             let call = format!("{method}(");
             let found = chunk.match_indices(&call).any(|(i, _)| {
@@ -129,10 +144,6 @@ fn routed_lifecycle_operations() -> BTreeSet<(String, String)> {
             }
         }
     }
-    assert!(
-        routes.len() >= 10,
-        "route scan found too little: {routes:?}"
-    );
     routes
 }
 

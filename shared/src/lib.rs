@@ -7,6 +7,7 @@
 //! - [`ids`]: validated identifiers ([`ids::SandboxId`]).
 //! - [`time`]: the wire timestamp ([`time::Timestamp`]): RFC 3339, UTC, `Z`.
 //! - [`api`]: the OpenSandbox Lifecycle API response model (camelCase, nulls omitted).
+//! - [`snapshots`]: the OpenSandbox snapshot API model.
 //! - [`routes`]: the routing table published to edge proxies and its update stream.
 //! - [`route_key`]: parsing `<id>-<port>` route keys from hosts, paths and headers.
 //! - [`signing`]: OSEP-0011 signed routes (mint and verify).
@@ -23,4 +24,5 @@ pub mod problems;
 pub mod route_key;
 pub mod routes;
 pub mod signing;
+pub mod snapshots;
 pub mod time;

@@ -20,6 +20,7 @@ pub mod route_stream;
 pub mod sandboxes;
 pub mod sdk;
 pub mod server_proxy;
+pub mod snapshots;
 pub mod system;
 pub mod upstream;
 pub mod web;
@@ -44,6 +45,8 @@ pub const TAG_SYSTEM: &str = "System";
 pub struct AppState {
     /// The sandbox domain service.
     pub service: SandboxService,
+    /// The snapshot domain service.
+    pub snapshots: crate::sandbox::snapshot::SnapshotService,
     /// API-key checking.
     pub auth: Arc<auth::ApiKeyAuth>,
     /// Metrics registry.
@@ -63,6 +66,7 @@ pub struct AppState {
 /// The lifecycle routes, mounted twice.
 fn lifecycle_routes() -> Router<AppState> {
     Router::new()
+        .merge(snapshots::routes())
         .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
         .route(
             "/sandboxes/{sandbox_id}",

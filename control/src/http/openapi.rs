@@ -17,6 +17,7 @@ use utoipa::openapi::{HeaderBuilder, ObjectBuilder, OpenApi as Document, PathIte
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use super::snapshots::{self, TAG_SNAPSHOTS};
 use super::{TAG_SANDBOXES, TAG_SYSTEM, sandboxes, system};
 
 /// Where the document is served.
@@ -70,13 +71,21 @@ const DOCS_CSP: &str = "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-e
         sandboxes::diagnostics,
         sandboxes::inspect,
         sandboxes::summary,
+        snapshots::create,
+        snapshots::list,
+        snapshots::get_one,
+        snapshots::delete,
         system::health,
         system::metrics,
     ),
-    components(schemas(sandgate_shared::api::SandboxState)),
+    components(schemas(
+        sandgate_shared::api::SandboxState,
+        sandgate_shared::snapshots::SnapshotState
+    )),
     modifiers(&ApiKeySecurity, &RequestIdHeader),
     tags(
         (name = TAG_SANDBOXES, description = "Create sandboxes and move them through their lifecycle."),
+        (name = TAG_SNAPSHOTS, description = "Commit sandboxes to snapshots and restore sandboxes from them (`snapshotId` in the create body)."),
         (name = TAG_SYSTEM, description = "Liveness and metrics."),
     )
 )]

@@ -77,6 +77,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let counts = state.service.registry().count_by_state();
+    state.metrics.snapshots(|s| state.snapshots.count(s));
     let body = state.metrics.render(&counts, state.service.armed_timers());
     (
         [(

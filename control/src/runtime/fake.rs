@@ -26,8 +26,12 @@ use tokio_util::sync::CancellationToken;
 use super::{
     EventSink, LogWindow, ObservedState, ProcessEvent, Progress, ProvisionRequest, Provisioned,
     ResolvedEndpoint, Runtime, RuntimeError, RuntimeEvent, RuntimeKind, RuntimeSandbox,
+    SnapshotImage,
 };
 use crate::sandbox::model::Source;
+
+/// The repository of snapshot images (the tag is the snapshot id), as on Docker.
+const SNAPSHOT_REPOSITORY: &str = "opensandbox-snapshots";
 
 /// Settings of the fake runtime.
 #[derive(Debug, Clone)]
@@ -76,6 +80,10 @@ pub enum Op {
     Events,
     /// `inspect`.
     Inspect,
+    /// `snapshot`.
+    Snapshot,
+    /// `delete_snapshot`.
+    DeleteSnapshot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +115,11 @@ struct World {
     failures: HashMap<Op, VecDeque<String>>,
     calls: Vec<(Op, Option<SandboxId>)>,
     sink: Option<EventSink>,
+    /// Snapshot images by snapshot id.
+    snapshots: HashMap<String, String>,
+    /// Set: `snapshot` never returns, as if the process crashed meanwhile;
+    /// `true`: after the image was committed.
+    hang_snapshots: Option<bool>,
 }
 
 impl World {
@@ -232,6 +245,18 @@ impl FakeRuntime {
         self.persist(&world);
     }
 
+    /// Whether the engine holds an image for snapshot `snapshot_id`.
+    pub fn has_snapshot(&self, snapshot_id: &str) -> bool {
+        self.world.lock().snapshots.contains_key(snapshot_id)
+    }
+
+    /// Makes every later `snapshot` call hang forever, as a control plane
+    /// that crashes in the middle of a commit: before the engine made the
+    /// image, or (`after_commit`) after.
+    pub fn hang_snapshots(&self, after_commit: bool) {
+        self.world.lock().hang_snapshots = Some(after_commit);
+    }
+
     async fn enter(&self, op: Op, id: Option<&SandboxId>) -> Result<(), RuntimeError> {
         let latency = if op == Op::Provision {
             self.settings.provision_latency
@@ -330,7 +355,9 @@ impl Runtime for FakeRuntime {
         }
         let image = match &request.spec.source {
             Source::Image { uri } => uri.clone(),
-            Source::Snapshot { id } => format!("snapshot:{id}"),
+            Source::Snapshot { id, image } => {
+                image.clone().unwrap_or_else(|| format!("snapshot:{id}"))
+            }
         };
         if let Some(message) = image.strip_prefix("fake/fail") {
             return Err(RuntimeError::backend(format!("scripted failure{message}")));
@@ -463,6 +490,55 @@ impl Runtime for FakeRuntime {
         let world = self.world.lock();
         let sandbox = world.sandbox(id)?;
         Ok(render(id, sandbox))
+    }
+
+    async fn snapshot(
+        &self,
+        id: &SandboxId,
+        snapshot_id: &str,
+    ) -> Result<SnapshotImage, RuntimeError> {
+        self.enter(Op::Snapshot, Some(id)).await?;
+        let image = format!("{SNAPSHOT_REPOSITORY}:{snapshot_id}");
+        let hang = {
+            let mut world = self.world.lock();
+            world.sandbox(id)?;
+            let hang = world.hang_snapshots;
+            if hang != Some(false) {
+                world
+                    .snapshots
+                    .insert(snapshot_id.to_owned(), image.clone());
+            }
+            hang
+        };
+        if hang.is_some() {
+            std::future::pending::<()>().await;
+        }
+        Ok(SnapshotImage { image })
+    }
+
+    async fn find_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotImage>, RuntimeError> {
+        let world = self.world.lock();
+        Ok(world.snapshots.get(snapshot_id).map(|image| SnapshotImage {
+            image: image.clone(),
+        }))
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), RuntimeError> {
+        self.enter(Op::DeleteSnapshot, None).await?;
+        let mut world = self.world.lock();
+        let Some(image) = world.snapshots.get(snapshot_id) else {
+            return Ok(());
+        };
+        if world.sandboxes.values().any(|s| &s.image == image) {
+            return Err(RuntimeError::conflict(format!(
+                "image {image} is used by a sandbox"
+            )));
+        }
+        world.snapshots.remove(snapshot_id);
+        Ok(())
     }
 
     async fn health(&self) -> Result<(), RuntimeError> {

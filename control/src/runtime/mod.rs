@@ -244,6 +244,13 @@ impl ProcessEvent {
     }
 }
 
+/// A sandbox's filesystem committed for later restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotImage {
+    /// The image reference a restore creates its sandbox from.
+    pub image: String,
+}
+
 /// A runtime failure, classified by what the caller should do about it.
 ///
 /// `Display` says what happened in product terms and is safe to show to
@@ -459,6 +466,24 @@ pub trait Runtime: Send + Sync + 'static {
     /// troubleshooting it. Never includes environment values or other
     /// secrets. `NotFound` when the engine holds nothing for the sandbox.
     async fn inspect(&self, id: &SandboxId) -> Result<String, RuntimeError>;
+
+    /// Commits the sandbox's filesystem as the snapshot `snapshot_id`; a
+    /// running sandbox is frozen for the length of the commit. `NotFound`
+    /// when the engine holds nothing for the sandbox.
+    async fn snapshot(
+        &self,
+        id: &SandboxId,
+        snapshot_id: &str,
+    ) -> Result<SnapshotImage, RuntimeError>;
+
+    /// The image of snapshot `snapshot_id`, if the engine holds it (recovery
+    /// of a snapshot interrupted by a restart).
+    async fn find_snapshot(&self, snapshot_id: &str)
+    -> Result<Option<SnapshotImage>, RuntimeError>;
+
+    /// Removes a snapshot's image. Succeeds when it is already gone;
+    /// `Conflict` while a sandbox still uses it.
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), RuntimeError>;
 
     /// Whether the engine answers; drives `/health` detail.
     async fn health(&self) -> Result<(), RuntimeError>;

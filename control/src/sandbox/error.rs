@@ -65,6 +65,12 @@ pub enum SandboxError {
         /// The snapshot id.
         id: String,
     },
+    /// The snapshot to restore is not `Ready`.
+    #[error("Snapshot {id} is not ready for restore.")]
+    SnapshotNotReady {
+        /// The snapshot id.
+        id: String,
+    },
     /// The runtime failed during `operation`.
     #[error("{action} failed: {source}")]
     Runtime {
@@ -96,4 +102,45 @@ impl SandboxError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldProblem::new(code, message)])
     }
+}
+
+/// Why a snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// No such snapshot.
+    #[error("Snapshot {id} not found")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// The request breaks a rule (the message names the field).
+    #[error("{0}")]
+    Invalid(String),
+    /// Snapshots are taken of running sandboxes only.
+    #[error("Snapshot can only be created from a Running sandbox.")]
+    SourceNotRunning,
+    /// A snapshot cannot be deleted while it is being created.
+    #[error("Snapshot {id} is still being created and cannot be deleted")]
+    StillCreating {
+        /// The snapshot id.
+        id: String,
+    },
+    /// The engine refuses to remove the image: a sandbox still uses it.
+    #[error("snapshot image cannot be deleted due to a conflict")]
+    InUse(#[source] RuntimeError),
+    /// The engine failed to remove the image.
+    #[error("deleting snapshot {id} failed: {source}")]
+    RemoveFailed {
+        /// The snapshot id.
+        id: String,
+        /// The runtime's error.
+        #[source]
+        source: RuntimeError,
+    },
+    /// The source sandbox's part failed (not found).
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The durable store failed; nothing was changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }

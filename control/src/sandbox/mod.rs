@@ -18,5 +18,8 @@ pub mod registry;
 pub mod request;
 pub mod rules;
 pub mod service;
+pub mod snapshot;
+pub mod snapshot_model;
+pub mod snapshot_query;
 pub mod state;
 pub mod volumes;

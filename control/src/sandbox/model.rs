@@ -21,6 +21,9 @@ pub enum Source {
     Snapshot {
         /// The snapshot id.
         id: String,
+        /// The snapshot's image, resolved when the create was accepted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
     },
 }
 
@@ -251,7 +254,7 @@ impl SandboxRecord {
     pub fn to_api(&self) -> api::Sandbox {
         let (image, snapshot_id) = match &self.spec.source {
             Source::Image { uri } => (Some(api::ImageRef { uri: uri.clone() }), None),
-            Source::Snapshot { id } => (None, Some(id.clone())),
+            Source::Snapshot { id, .. } => (None, Some(id.clone())),
         };
         api::Sandbox {
             id: self.id.clone(),

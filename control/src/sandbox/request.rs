@@ -371,6 +371,7 @@ fn source(
         (None, Some(id)) => (
             Some(Source::Snapshot {
                 id: id.trim().to_owned(),
+                image: None,
             }),
             None,
         ),

@@ -19,10 +19,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Conflict, Operation, SandboxError};
-use super::model::{OrphanPolicy, SandboxRecord, Source, Status, reason};
+use super::model::{OrphanPolicy, SandboxRecord, Status, reason};
 use super::query::ListQuery;
 use super::registry::Registry;
 use super::request::{CreateRules, CreateSandboxBody};
+use super::snapshot_model::{SnapshotCatalog, resolve_restore};
 use super::state::{self, Transition};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -82,6 +83,8 @@ pub(super) struct Inner {
     /// with how the engine last said their process ended: a burst of
     /// events about one sandbox costs one look-up.
     pub(super) following: Mutex<HashMap<SandboxId, Option<crate::runtime::ObservedState>>>,
+    /// Snapshots, for restores (written only by the snapshot service).
+    pub(super) snapshots: Arc<SnapshotCatalog>,
 }
 
 /// The sandbox domain service; cheap to clone.
@@ -130,6 +133,7 @@ impl SandboxService {
             provisioning: Mutex::default(),
             deferred: Mutex::default(),
             following: Mutex::default(),
+            snapshots: Arc::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -144,6 +148,16 @@ impl SandboxService {
     /// The configured runtime.
     pub fn runtime(&self) -> &Arc<dyn Runtime> {
         &self.inner.runtime
+    }
+
+    /// The snapshots restores are resolved against.
+    pub fn snapshot_catalog(&self) -> &Arc<SnapshotCatalog> {
+        &self.inner.snapshots
+    }
+
+    /// The durable store.
+    pub(super) fn store(&self) -> &Store {
+        &self.inner.store
     }
 
     /// The service's clock.
@@ -187,12 +201,10 @@ impl SandboxService {
         &self,
         body: CreateSandboxBody,
     ) -> Result<Arc<SandboxRecord>, SandboxError> {
-        let valid = body
+        let mut valid = body
             .validate(&self.inner.settings.rules)
             .map_err(SandboxError::Invalid)?;
-        if let Source::Snapshot { id } = &valid.spec.source {
-            return Err(SandboxError::SnapshotNotFound { id: id.clone() });
-        }
+        resolve_restore(&self.inner.snapshots, &mut valid.spec.source)?;
         self.inner
             .runtime
             .check_spec(&valid.spec)

@@ -52,6 +52,11 @@ impl DockerApp {
         for id in ids.split_whitespace() {
             docker(&["rm", "-f", id]);
         }
+        // Snapshot images carry the instance label too.
+        let images = docker(&["image", "ls", "-q", "--filter", &filter]);
+        for id in images.split_whitespace() {
+            docker(&["rmi", "-f", id]);
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub(super) const MANAGED_VOLUMES: &str = "opensandbox.io/volume-managed-by";
 pub(super) const PLATFORM_OS: &str = "opensandbox.io/platform-os";
 /// Requested platform.
 pub(super) const PLATFORM_ARCH: &str = "opensandbox.io/platform-arch";
+/// The snapshot a restored sandbox was created from (OpenSandbox's label).
+pub(super) const SNAPSHOT_ID: &str = "opensandbox.io/snapshot-id";
 /// The image reference exactly as requested.
 pub(super) const IMAGE: &str = "sandgate.io/image";
 /// The user entrypoint (JSON list), without the bootstrap wrapper.
@@ -60,9 +62,10 @@ pub(super) fn for_sandbox(
         Some(at) => labels.insert(EXPIRES_AT.to_owned(), at.to_string()),
         None => labels.insert(MANUAL_CLEANUP.to_owned(), "true".to_owned()),
     };
-    if let Source::Image { uri } = &request.spec.source {
-        labels.insert(IMAGE.to_owned(), uri.clone());
-    }
+    match &request.spec.source {
+        Source::Image { uri } => labels.insert(IMAGE.to_owned(), uri.clone()),
+        Source::Snapshot { id, .. } => labels.insert(SNAPSHOT_ID.to_owned(), id.clone()),
+    };
     labels.insert(ENTRYPOINT.to_owned(), json(&request.spec.entrypoint));
     labels.insert(METADATA.to_owned(), json(&request.metadata));
     if !managed_volumes.is_empty() {
@@ -99,7 +102,7 @@ pub(super) struct Recorded {
 pub(super) fn read(labels: &HashMap<String, String>) -> Recorded {
     Recorded {
         id: labels.get(ID).and_then(|v| v.parse().ok()),
-        image: labels.get(IMAGE).cloned(),
+        image: labels.get(IMAGE).filter(|v| !v.is_empty()).cloned(),
         entrypoint: parse_json(labels, ENTRYPOINT),
         metadata: parse_json(labels, METADATA).unwrap_or_default(),
         expires_at: labels.get(EXPIRES_AT).and_then(|v| Timestamp::parse(v)),

@@ -8,6 +8,7 @@
 //! - [`volumes`]: host binds under the allow-list, named volumes.
 //! - [`observe`]: container state, identity and addresses.
 //! - [`events`]: the engine's event stream.
+//! - [`snapshot`]: `docker commit` snapshots and their images.
 //! - [`diagnostics`]: container output, process events, the inspect text.
 //! - [`errors`]: engine errors classified by meaning.
 
@@ -18,6 +19,7 @@ mod execd;
 mod image;
 mod labels;
 mod observe;
+mod snapshot;
 mod spec;
 mod volumes;
 
@@ -35,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     EventSink, LogWindow, ProcessEvent, Progress, ProvisionRequest, Provisioned, ResolvedEndpoint,
-    Runtime, RuntimeError, RuntimeKind, RuntimeSandbox, SpecRule,
+    Runtime, RuntimeError, RuntimeKind, RuntimeSandbox, SnapshotImage, SpecRule,
 };
 use crate::config::{DEFAULT_DROP_CAPABILITIES, SandboxEnv};
 use crate::sandbox::model::{SandboxSpec, Source};
@@ -177,13 +179,19 @@ impl DockerRuntime {
             Some(execd) => Some(execd.install_archive(&self.docker, progress).await?),
             None => None,
         };
-        let body = spec::container_body(
+        let mut body = spec::container_body(
             request,
             &self.settings,
             prepared.binds.clone(),
             &prepared.managed,
             install.is_some(),
         );
+        if let Source::Snapshot {
+            image: Some(image), ..
+        } = &request.spec.source
+        {
+            snapshot::mask_inherited_labels(&self.docker, image, &mut body).await?;
+        }
         let name = spec::container_name(&request.id);
         let options = CreateContainerOptions {
             name: Some(name.clone()),
@@ -507,6 +515,25 @@ impl Runtime for DockerRuntime {
         Ok(diagnostics::render_inspect(
             &self.inspect_container(id).await?,
         ))
+    }
+
+    async fn snapshot(
+        &self,
+        id: &SandboxId,
+        snapshot_id: &str,
+    ) -> Result<SnapshotImage, RuntimeError> {
+        snapshot::commit(&self.docker, &self.settings.instance, id, snapshot_id).await
+    }
+
+    async fn find_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotImage>, RuntimeError> {
+        snapshot::find(&self.docker, &self.settings.instance, snapshot_id).await
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), RuntimeError> {
+        snapshot::remove(&self.docker, &self.settings.instance, snapshot_id).await
     }
 
     async fn health(&self) -> Result<(), RuntimeError> {

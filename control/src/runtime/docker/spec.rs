@@ -70,7 +70,7 @@ pub(super) fn container_body(
 ) -> ContainerCreateBody {
     let image = match &request.spec.source {
         Source::Image { uri } => uri.clone(),
-        Source::Snapshot { id } => id.clone(),
+        Source::Snapshot { id, image } => image.clone().unwrap_or_else(|| id.clone()),
     };
     let command = user_command(&request.spec.entrypoint);
     let (entrypoint, cmd) = if with_execd {
