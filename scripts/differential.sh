@@ -5,7 +5,9 @@
 #
 #  1. Installs `opensandbox-server==1.1.1` and the Python SDK `opensandbox==1.1.1`
 #     into a throwaway venv (tests/differential/requirements.txt pins every
-#     dependency; pip's download cache is reused).
+#     dependency). The pinned wheels are downloaded once into a wheel cache
+#     (DIFFERENTIAL_CACHE) and installed from it offline: a pinned set needs
+#     no resolution, and the install takes seconds instead of a minute.
 #  2. Starts both servers on the local Docker engine, each on a free loopback
 #     port, with the same configuration (tests/differential/config.toml, in
 #     OpenSandbox's format; only [server] port differs between the two
@@ -28,6 +30,7 @@
 #
 # Environment (all optional):
 #   CARGO_TARGET_DIR     where the debug binaries are (default ./target)
+#   DIFFERENTIAL_CACHE   wheel cache (default ~/.cache/sandgate/differential)
 #   DIFFERENTIAL_KEEP=1  keep the temp dir (configs, logs, report.json)
 #   DIFFERENTIAL_SANDGATE_DROP  DEV AID ONLY, never in CI: space-separated
 #       `table.key` (or `table`) entries removed from Sandgate's copy of the
@@ -41,6 +44,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug/sandgate-control"
+cache=${DIFFERENTIAL_CACHE:-$HOME/.cache/sandgate/differential}
 run_id="d$(date +%s)-$$"
 instance="differential-$run_id"
 scope_label="opensandbox.io/differential-run"
@@ -152,8 +156,15 @@ PY
 
 say "installing opensandbox-server and the Python SDK into a fresh venv"
 install_started=$SECONDS
+requirements=tests/differential/requirements.txt
+wheels="$cache/wheels-$(sha256sum "$requirements" | cut -c1-12)"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet --disable-pip-version-check -r tests/differential/requirements.txt
+if [ ! -f "$wheels/.complete" ]; then
+    "$work/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$wheels" -r "$requirements"
+    touch "$wheels/.complete"
+fi
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-index --no-deps \
+    --find-links "$wheels" -r "$requirements"
 py="$work/venv/bin/python"
 say "installed $("$py" -c 'from importlib.metadata import version as v; print("opensandbox-server", v("opensandbox-server"), "and opensandbox", v("opensandbox"))') ($((SECONDS - install_started)) s)"
 
