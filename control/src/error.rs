@@ -16,9 +16,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sandgate_shared::api::ErrorBody;
 
+use crate::catalog::CatalogError;
 use crate::http::forward::ForwardError;
 use crate::http::upstream::UpstreamError;
-use crate::catalog::CatalogError;
 use crate::runtime::{RuntimeError, RuntimeKind, SpecRule};
 use crate::sandbox::error::{Conflict, Operation, SandboxError, SnapshotError};
 

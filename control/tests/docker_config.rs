@@ -19,7 +19,12 @@ fn settings_from(text: &str) -> DockerSettings {
 }
 
 fn env_of(id: &str) -> Vec<String> {
-    let text = docker(&["inspect", "-f", "{{json .Config.Env}}", &format!("sandbox-{id}")]);
+    let text = docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Env}}",
+        &format!("sandbox-{id}"),
+    ]);
     serde_json::from_str(&text).unwrap()
 }
 
@@ -43,13 +48,30 @@ async fn sandbox_env_and_binds_reach_every_sandbox_and_the_request_env_wins() {
     let id = app.app.create("/v1", body).await;
     app.app.wait_state(&id, "Running").await;
     let env = env_of(&id);
-    assert!(env.contains(&"NODE_EXTRA_CA_CERTS=/etc/ssl/private-ca/root-ca.crt".to_owned()), "{env:?}");
+    assert!(
+        env.contains(&"NODE_EXTRA_CA_CERTS=/etc/ssl/private-ca/root-ca.crt".to_owned()),
+        "{env:?}"
+    );
     assert!(env.contains(&"GREETING=request".to_owned()), "{env:?}");
-    assert!(!env.contains(&"GREETING=operator".to_owned()), "the request wins: {env:?}");
-    let read = docker(&["exec", &format!("sandbox-{id}"), "cat", "/etc/ssl/private-ca/root-ca.crt"]);
+    assert!(
+        !env.contains(&"GREETING=operator".to_owned()),
+        "the request wins: {env:?}"
+    );
+    let read = docker(&[
+        "exec",
+        &format!("sandbox-{id}"),
+        "cat",
+        "/etc/ssl/private-ca/root-ca.crt",
+    ]);
     assert_eq!(read, "operator CA");
     let write = std::process::Command::new("docker")
-        .args(["exec", &format!("sandbox-{id}"), "sh", "-c", "echo x > /etc/ssl/private-ca/root-ca.crt"])
+        .args([
+            "exec",
+            &format!("sandbox-{id}"),
+            "sh",
+            "-c",
+            "echo x > /etc/ssl/private-ca/root-ca.crt",
+        ])
         .status()
         .unwrap();
     assert!(!write.success(), "the :ro option is kept");
@@ -68,10 +90,17 @@ async fn execd_run_as_init_sets_execd_init_only_when_execd_is_injected() {
     .await;
     let id = app.app.create("/v1", busybox(&["sleep", "600"])).await;
     app.app.wait_state(&id, "Running").await;
-    assert!(env_of(&id).contains(&"EXECD_INIT=1".to_owned()), "{:?}", env_of(&id));
+    assert!(
+        env_of(&id).contains(&"EXECD_INIT=1".to_owned()),
+        "{:?}",
+        env_of(&id)
+    );
 
     let off = DockerApp::start(|s| s.execd_image = Some(EXECD.to_owned())).await;
     let id = off.app.create("/v1", busybox(&["sleep", "600"])).await;
     off.app.wait_state(&id, "Running").await;
-    assert!(!env_of(&id).iter().any(|v| v.starts_with("EXECD_INIT=")), "default off");
+    assert!(
+        !env_of(&id).iter().any(|v| v.starts_with("EXECD_INIT=")),
+        "default off"
+    );
 }

@@ -107,8 +107,18 @@ fn kubernetes_values(raw: &RawKubernetes, p: &mut Problems) {
         ("sandbox_create_poll_interval_seconds", poll, 0.0, false),
         ("read_qps", raw.read_qps, 0.0, true),
         ("write_qps", raw.write_qps, 0.0, true),
-        ("fastpath_timeout_seconds", raw.fastpath_timeout_seconds, 1.0, true),
-        ("fastpath_wait_ready_seconds", raw.fastpath_wait_ready_seconds, 1.0, true),
+        (
+            "fastpath_timeout_seconds",
+            raw.fastpath_timeout_seconds,
+            1.0,
+            true,
+        ),
+        (
+            "fastpath_wait_ready_seconds",
+            raw.fastpath_wait_ready_seconds,
+            1.0,
+            true,
+        ),
     ];
     for (key, value, min, inclusive) in floats {
         float_at_least(p, &format!("kubernetes.{key}"), value, min, inclusive);

@@ -14,8 +14,20 @@ use sandgate_shared::problems::Problems;
 
 /// Docker's `-v` mode options accepted in `sandbox_binds`.
 const BIND_OPTIONS: [&str; 14] = [
-    "ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate",
-    "nocopy", "consistent", "cached", "delegated",
+    "ro",
+    "rw",
+    "z",
+    "Z",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "nocopy",
+    "consistent",
+    "cached",
+    "delegated",
 ];
 
 pub(crate) fn validate(raw: RawDocker, p: &mut Problems) -> DockerConfig {
@@ -34,7 +46,9 @@ pub(crate) fn validate(raw: RawDocker, p: &mut Problems) -> DockerConfig {
             .non_blank("docker.network_mode", raw.network_mode)
             .unwrap_or_else(|| "bridge".to_owned()),
         api_timeout: std::time::Duration::from_secs(
-            api_timeout.and_then(|v| u64::try_from(v).ok()).unwrap_or(180),
+            api_timeout
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(180),
         ),
         host_ip: raw.host_ip.filter(|h| !h.trim().is_empty()),
         drop_capabilities: drop_capabilities(raw.drop_capabilities, p),
@@ -54,7 +68,10 @@ fn drop_capabilities(raw: Option<Vec<String>>, p: &mut Problems) -> Vec<String> 
     };
     for (index, cap) in caps.iter().enumerate() {
         if cap.trim().is_empty() {
-            p.push(format!("docker.drop_capabilities[{index}]"), "must not be empty");
+            p.push(
+                format!("docker.drop_capabilities[{index}]"),
+                "must not be empty",
+            );
         }
     }
     caps
@@ -64,7 +81,10 @@ fn drop_capabilities(raw: Option<Vec<String>>, p: &mut Problems) -> Vec<String> 
 fn port_range(min: Option<i64>, max: Option<i64>, p: &mut Problems) {
     let lo = p.in_range("docker.port_range_min", min, 1024..=65535);
     let hi = p.in_range("docker.port_range_max", max, 1024..=65535);
-    let (Some(lo), Some(hi)) = (lo.or(min.is_none().then_some(40000)), hi.or(max.is_none().then_some(60000))) else {
+    let (Some(lo), Some(hi)) = (
+        lo.or(min.is_none().then_some(40000)),
+        hi.or(max.is_none().then_some(60000)),
+    ) else {
         return;
     };
     if lo >= hi {
@@ -116,7 +136,10 @@ fn sandbox_env(env: std::collections::BTreeMap<String, String>, p: &mut Problems
 fn sandbox_binds(binds: Vec<String>, p: &mut Problems) -> Vec<String> {
     for (index, bind) in binds.iter().enumerate() {
         if let Err(why) = check_bind(bind) {
-            p.push(format!("docker.sandbox_binds[{index}]"), format!("{bind:?} {why}"));
+            p.push(
+                format!("docker.sandbox_binds[{index}]"),
+                format!("{bind:?} {why}"),
+            );
         }
     }
     binds
@@ -142,7 +165,9 @@ fn check_bind(bind: &str) -> Result<(), String> {
     for option in options.into_iter().flat_map(|o| o.split(',')) {
         if !BIND_OPTIONS.contains(&option) {
             let allowed = BIND_OPTIONS.join(", ");
-            return Err(format!("has the unknown option {option:?}; expected any of {allowed}"));
+            return Err(format!(
+                "has the unknown option {option:?}; expected any of {allowed}"
+            ));
         }
     }
     Ok(())

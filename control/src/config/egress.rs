@@ -61,13 +61,22 @@ pub(crate) fn validate(
     if let Some(endpoint) = raw.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
         otlp_endpoint(endpoint, p);
     }
-    if let Some(v) = raw.readiness_timeout_seconds.filter(|v| v.is_nan() || *v <= 0.0) {
-        p.push("egress.readiness_timeout_seconds", format!("{v} must be greater than 0"));
+    if let Some(v) = raw
+        .readiness_timeout_seconds
+        .filter(|v| v.is_nan() || *v <= 0.0)
+    {
+        p.push(
+            "egress.readiness_timeout_seconds",
+            format!("{v} must be greater than 0"),
+        );
     }
     resources(raw.requests.as_ref(), raw.limits.as_ref(), p);
     if let Some(proxy) = &raw.upstream_proxy {
         if mode.is_some_and(|m| m != "dns+nft") {
-            p.push("egress.upstream_proxy", "requires egress.mode = \"dns+nft\"");
+            p.push(
+                "egress.upstream_proxy",
+                "requires egress.mode = \"dns+nft\"",
+            );
         }
         upstream_proxy(proxy, runtime, p);
     }
@@ -96,18 +105,27 @@ fn resources(
     p: &mut Problems,
 ) {
     let mut parsed: [BTreeMap<&str, f64>; 2] = Default::default();
-    for (index, (table, map)) in [("requests", requests), ("limits", limits)].into_iter().enumerate() {
+    for (index, (table, map)) in [("requests", requests), ("limits", limits)]
+        .into_iter()
+        .enumerate()
+    {
         for (name, text) in map.into_iter().flatten() {
             let key = format!("egress.{table}.{name}");
             if !quantity::is_resource_name(name) {
-                p.push(key, format!("{name:?} is not a Kubernetes container resource name"));
+                p.push(
+                    key,
+                    format!("{name:?} is not a Kubernetes container resource name"),
+                );
                 continue;
             }
             match quantity::parse(text).filter(|v| *v >= 0.0) {
                 Some(value) => {
                     parsed[index].insert(name, value);
                 }
-                None => p.push(key, format!("{text:?} is not a non-negative Kubernetes quantity")),
+                None => p.push(
+                    key,
+                    format!("{text:?} is not a non-negative Kubernetes quantity"),
+                ),
             }
         }
     }
@@ -131,8 +149,15 @@ fn upstream_proxy(raw: &RawUpstreamProxy, runtime: Option<RuntimeType>, p: &mut 
             }
         }
     }
-    if raw.authorization.as_deref().is_some_and(|a| a.contains(['\r', '\n'])) {
-        p.push("egress.upstream_proxy.authorization", "must not contain newlines");
+    if raw
+        .authorization
+        .as_deref()
+        .is_some_and(|a| a.contains(['\r', '\n']))
+    {
+        p.push(
+            "egress.upstream_proxy.authorization",
+            "must not contain newlines",
+        );
     }
     if let Some(path) = raw.ca_cert_path.as_deref().map(str::trim) {
         let why = match path {
@@ -147,15 +172,24 @@ fn upstream_proxy(raw: &RawUpstreamProxy, runtime: Option<RuntimeType>, p: &mut 
             p.push("egress.upstream_proxy.ca_cert_path", why);
         }
         if runtime == Some(RuntimeType::Kubernetes) {
-            p.push("egress.upstream_proxy.ca_cert_path", "requires runtime.type = \"docker\"");
+            p.push(
+                "egress.upstream_proxy.ca_cert_path",
+                "requires runtime.type = \"docker\"",
+            );
         }
     }
     if let Some(name) = raw.ca_secret_name.as_deref().map(str::trim) {
         if name.is_empty() || !quantity::is_dns_subdomain(name) {
-            p.push("egress.upstream_proxy.ca_secret_name", "must be a DNS-1123 subdomain");
+            p.push(
+                "egress.upstream_proxy.ca_secret_name",
+                "must be a DNS-1123 subdomain",
+            );
         }
         if runtime == Some(RuntimeType::Docker) {
-            p.push("egress.upstream_proxy.ca_secret_name", "requires runtime.type = \"kubernetes\"");
+            p.push(
+                "egress.upstream_proxy.ca_secret_name",
+                "requires runtime.type = \"kubernetes\"",
+            );
         }
     }
 }
@@ -172,7 +206,14 @@ fn proxy_url(text: &str) -> Result<(), &'static str> {
     if !text.contains("://") {
         return Err("missing scheme; want http://host:port or https://host:port");
     }
-    let Some(Authority { scheme, netloc, path, host, port }) = url::authority(text) else {
+    let Some(Authority {
+        scheme,
+        netloc,
+        path,
+        host,
+        port,
+    }) = url::authority(text)
+    else {
         return Err("invalid URL");
     };
     if scheme != "http" && scheme != "https" {
@@ -190,7 +231,10 @@ fn proxy_url(text: &str) -> Result<(), &'static str> {
     if !matches!(path.as_str(), "" | "/") {
         return Err("path is not allowed");
     }
-    if port.as_deref().is_some_and(|p| !p.is_empty() && !valid_port(p)) {
+    if port
+        .as_deref()
+        .is_some_and(|p| !p.is_empty() && !valid_port(p))
+    {
         return Err("invalid port; want 1-65535");
     }
     if !url::valid_host(&host, netloc.starts_with('[')) {

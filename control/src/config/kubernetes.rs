@@ -66,28 +66,64 @@ impl RawKubernetes {
     pub fn present_keys(&self) -> Vec<&'static str> {
         let flags = [
             ("kubeconfig_path", self.kubeconfig_path.is_some()),
-            ("insecure_skip_tls_verify", self.insecure_skip_tls_verify.is_some()),
+            (
+                "insecure_skip_tls_verify",
+                self.insecure_skip_tls_verify.is_some(),
+            ),
             ("namespace", self.namespace.is_some()),
             ("service_account", self.service_account.is_some()),
             ("workload_provider", self.workload_provider.is_some()),
-            ("batchsandbox_template_file", self.batchsandbox_template_file.is_some()),
+            (
+                "batchsandbox_template_file",
+                self.batchsandbox_template_file.is_some(),
+            ),
             ("image_pull_policy", self.image_pull_policy.is_some()),
-            ("sandbox_create_timeout_seconds", self.sandbox_create_timeout_seconds.is_some()),
-            ("sandbox_create_poll_interval_seconds", self.sandbox_create_poll_interval_seconds.is_some()),
-            ("pool_acquisition_timeout_seconds", self.pool_acquisition_timeout_seconds.is_some()),
-            ("snapshot_create_timeout_seconds", self.snapshot_create_timeout_seconds.is_some()),
+            (
+                "sandbox_create_timeout_seconds",
+                self.sandbox_create_timeout_seconds.is_some(),
+            ),
+            (
+                "sandbox_create_poll_interval_seconds",
+                self.sandbox_create_poll_interval_seconds.is_some(),
+            ),
+            (
+                "pool_acquisition_timeout_seconds",
+                self.pool_acquisition_timeout_seconds.is_some(),
+            ),
+            (
+                "snapshot_create_timeout_seconds",
+                self.snapshot_create_timeout_seconds.is_some(),
+            ),
             ("informer_enabled", self.informer_enabled.is_some()),
-            ("informer_resync_seconds", self.informer_resync_seconds.is_some()),
-            ("informer_watch_timeout_seconds", self.informer_watch_timeout_seconds.is_some()),
+            (
+                "informer_resync_seconds",
+                self.informer_resync_seconds.is_some(),
+            ),
+            (
+                "informer_watch_timeout_seconds",
+                self.informer_watch_timeout_seconds.is_some(),
+            ),
             ("read_qps", self.read_qps.is_some()),
             ("read_burst", self.read_burst.is_some()),
             ("write_qps", self.write_qps.is_some()),
             ("write_burst", self.write_burst.is_some()),
             ("fastpath_endpoint", self.fastpath_endpoint.is_some()),
-            ("fastpath_timeout_seconds", self.fastpath_timeout_seconds.is_some()),
-            ("fastpath_wait_ready_seconds", self.fastpath_wait_ready_seconds.is_some()),
-            ("fastpath_resource_pool", self.fastpath_resource_pool.is_some()),
-            ("template_s3_publish_secret", self.template_s3_publish_secret.is_some()),
+            (
+                "fastpath_timeout_seconds",
+                self.fastpath_timeout_seconds.is_some(),
+            ),
+            (
+                "fastpath_wait_ready_seconds",
+                self.fastpath_wait_ready_seconds.is_some(),
+            ),
+            (
+                "fastpath_resource_pool",
+                self.fastpath_resource_pool.is_some(),
+            ),
+            (
+                "template_s3_publish_secret",
+                self.template_s3_publish_secret.is_some(),
+            ),
             ("execd_init_resources", self.execd_init_resources.is_some()),
         ];
         flags

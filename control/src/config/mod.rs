@@ -44,7 +44,8 @@ pub use env::{EnvSource, ProcessEnv, vars};
 pub use model::{
     Config, DEFAULT_DROP_CAPABILITIES, DockerConfig, EgressConfig, FakeConfig, GatewayConfig,
     IngressConfig, IngressMode, LogConfig, OrphanPolicy, RouteMode, RuntimeConfig, RuntimeType,
-    SandboxEnv, SandgateConfig, SecureAccessConfig, ServerConfig, SigningKey, StorageConfig, StoreConfig,
+    SandboxEnv, SandgateConfig, SecureAccessConfig, ServerConfig, SigningKey, StorageConfig,
+    StoreConfig,
 };
 pub use raw::RawConfig;
 pub use validate::{ConfigErrors, Problem, validate};

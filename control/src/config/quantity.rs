@@ -116,17 +116,32 @@ mod tests {
         for (text, value) in good {
             assert_eq!(parse(text), Some(value), "{text}");
         }
-        for bad in ["", "m", "1K", "1mi", "NaN", "1 Gi", "1.2.3", ".", "1e", "Gi"] {
+        for bad in [
+            "", "m", "1K", "1mi", "NaN", "1 Gi", "1.2.3", ".", "1e", "Gi",
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn resource_names_follow_the_kubernetes_rules() {
-        for good in ["cpu", "memory", "ephemeral-storage", "hugepages-2Mi", "nvidia.com/gpu"] {
+        for good in [
+            "cpu",
+            "memory",
+            "ephemeral-storage",
+            "hugepages-2Mi",
+            "nvidia.com/gpu",
+        ] {
             assert!(is_resource_name(good), "{good}");
         }
-        for bad in ["gpu", "hugepages-0", "requests.cpu", "Nvidia.com/gpu", "a/", "/gpu"] {
+        for bad in [
+            "gpu",
+            "hugepages-0",
+            "requests.cpu",
+            "Nvidia.com/gpu",
+            "a/",
+            "/gpu",
+        ] {
             assert!(!is_resource_name(bad), "{bad}");
         }
     }

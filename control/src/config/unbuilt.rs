@@ -69,10 +69,20 @@ pub struct RawPostgresql {
 }
 
 /// Records a problem unless `value` is absent or above (or, with `inclusive`, equal to) `min`.
-pub(crate) fn float_at_least(p: &mut Problems, key: &str, value: Option<f64>, min: f64, inclusive: bool) {
+pub(crate) fn float_at_least(
+    p: &mut Problems,
+    key: &str,
+    value: Option<f64>,
+    min: f64,
+    inclusive: bool,
+) {
     let Some(v) = value else { return };
     if v.is_nan() || v < min || (!inclusive && v == min) {
-        let rule = if inclusive { "at least" } else { "greater than" };
+        let rule = if inclusive {
+            "at least"
+        } else {
+            "greater than"
+        };
         p.push(key, format!("{v} must be {rule} {min}"));
     }
 }
@@ -85,12 +95,32 @@ pub(crate) fn tenants(
     p: &mut Problems,
 ) {
     let providers = [("file", "file"), ("http", "http")];
-    let provider = p.choice("tenants.provider", raw.provider.as_deref(), &providers, "file");
+    let provider = p.choice(
+        "tenants.provider",
+        raw.provider.as_deref(),
+        &providers,
+        "file",
+    );
     if provider == Some("http") && raw.endpoint.as_deref().is_none_or(str::is_empty) {
-        p.push("tenants.endpoint", "required when tenants.provider = \"http\"");
+        p.push(
+            "tenants.endpoint",
+            "required when tenants.provider = \"http\"",
+        );
     }
-    float_at_least(p, "tenants.max_stale_seconds", raw.max_stale_seconds, 0.0, true);
-    float_at_least(p, "tenants.timeout_seconds", raw.timeout_seconds, 0.0, false);
+    float_at_least(
+        p,
+        "tenants.max_stale_seconds",
+        raw.max_stale_seconds,
+        0.0,
+        true,
+    );
+    float_at_least(
+        p,
+        "tenants.timeout_seconds",
+        raw.timeout_seconds,
+        0.0,
+        false,
+    );
     if let Some(kind) = runtime.filter(|k| *k != RuntimeType::Kubernetes) {
         let why = format!(
             "requires runtime.type = \"kubernetes\" (multi-tenancy uses Kubernetes namespaces), not \"{}\"",
@@ -105,7 +135,11 @@ pub(crate) fn tenants(
 }
 
 pub(crate) fn otel(raw: &RawOtel, p: &mut Problems) {
-    p.at_least("otel.export_interval_millis", raw.export_interval_millis, 1000);
+    p.at_least(
+        "otel.export_interval_millis",
+        raw.export_interval_millis,
+        1000,
+    );
 }
 
 /// `[store.postgresql]` (with the DSN from `env_dsn` when set) and the DSN rule of `store.type = "postgresql"`.
@@ -125,17 +159,26 @@ pub(crate) fn postgresql(
             "must be at most store.postgresql.max_pool_size",
         );
     }
-    p.at_least("store.postgresql.connect_timeout_seconds", raw.connect_timeout_seconds, 1);
+    p.at_least(
+        "store.postgresql.connect_timeout_seconds",
+        raw.connect_timeout_seconds,
+        1,
+    );
     let waits = [
         ("pool_timeout_seconds", raw.pool_timeout_seconds),
-        ("snapshot_recovery_interval_seconds", raw.snapshot_recovery_interval_seconds),
+        (
+            "snapshot_recovery_interval_seconds",
+            raw.snapshot_recovery_interval_seconds,
+        ),
     ];
     for (key, value) in waits {
         float_at_least(p, &format!("store.postgresql.{key}"), value, 0.0, false);
     }
     let dsn = env_dsn.or_else(|| raw.dsn.clone());
     if is_postgresql && dsn.as_deref().is_none_or(|d| d.trim().is_empty()) {
-        let why = format!("store.postgresql.dsn or {POSTGRESQL_DSN_VAR} must be set when store.type = \"postgresql\"");
+        let why = format!(
+            "store.postgresql.dsn or {POSTGRESQL_DSN_VAR} must be set when store.type = \"postgresql\""
+        );
         p.push("store.postgresql.dsn", why);
     }
 }

@@ -67,7 +67,10 @@ pub(crate) fn valid_host(host: &str, bracketed: bool) -> bool {
         return false;
     }
     host.chars().all(|c| {
-        !c.is_ascii() || c == '%' || c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:[]<>\"".contains(c)
+        !c.is_ascii()
+            || c == '%'
+            || c.is_ascii_alphanumeric()
+            || "-._~!$&'()*+,;=:[]<>\"".contains(c)
     })
 }
 
@@ -82,9 +85,15 @@ mod tests {
             (a.scheme.as_str(), a.netloc.as_str(), a.path.as_str()),
             ("http", "User@Proxy.Example:3128", "/")
         );
-        assert_eq!((a.host.as_deref(), a.port.as_deref()), (Some("proxy.example"), Some("3128")));
+        assert_eq!(
+            (a.host.as_deref(), a.port.as_deref()),
+            (Some("proxy.example"), Some("3128"))
+        );
         let v6 = authority("http://[fe80::1%eth0]:8080").unwrap();
-        assert_eq!((v6.host.as_deref(), v6.port.as_deref()), (Some("fe80::1%eth0"), Some("8080")));
+        assert_eq!(
+            (v6.host.as_deref(), v6.port.as_deref()),
+            (Some("fe80::1%eth0"), Some("8080"))
+        );
         assert!(authority("http://[not-v6]:1").is_none());
         assert!(authority("http://[::1:1").is_none());
         assert!(authority("no-scheme").is_none());

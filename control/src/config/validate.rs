@@ -12,7 +12,9 @@ use super::model::{
     Config, FakeConfig, LogConfig, OrphanPolicy, RuntimeConfig, RuntimeType, SandgateConfig,
     ServerConfig, StorageConfig, StoreConfig,
 };
-use super::raw::{RawConfig, RawFake, RawLog, RawRuntime, RawSandgate, RawServer, RawStorage, RawStore};
+use super::raw::{
+    RawConfig, RawFake, RawLog, RawRuntime, RawSandgate, RawServer, RawStorage, RawStore,
+};
 use super::{compat, docker, egress, ingress, unbuilt, warnings};
 
 pub(crate) use sandgate_shared::problems::Problems;
@@ -177,7 +179,12 @@ fn store(raw: RawStore, env: &dyn EnvSource, p: &mut Problems) -> StoreConfig {
     let kinds = [("sqlite", false), ("postgresql", true)];
     let is_postgresql = p.choice("store.type", raw.kind.as_deref(), &kinds, false);
     let env_dsn = env.var(vars::POSTGRESQL_DSN);
-    unbuilt::postgresql(raw.postgresql.as_ref(), env_dsn, is_postgresql == Some(true), p);
+    unbuilt::postgresql(
+        raw.postgresql.as_ref(),
+        env_dsn,
+        is_postgresql == Some(true),
+        p,
+    );
     let path = match p.non_blank("store.path", raw.path) {
         Some(text) => expand_home("store.path", &text, env, p),
         None => default_store_path(env, p),

@@ -16,7 +16,8 @@ const RENEW_INTENT: &str = "renew-on-access is not built yet; ignored";
 const EGRESS: &str = "egress sidecars are not built yet; ignored";
 const PUBLISH: &str = "Sandgate does not publish sandbox ports on the host; sandboxes are reached at their container address; ignored";
 const OTEL: &str = "OTLP export is not built yet; metrics are served at GET /metrics; ignored";
-const POSTGRESQL: &str = "the PostgreSQL store is not built yet; state is kept in the SQLite file at store.path";
+const POSTGRESQL: &str =
+    "the PostgreSQL store is not built yet; state is kept in the SQLite file at store.path";
 
 /// One accepted key and the condition under which it is reported.
 struct Ignored {

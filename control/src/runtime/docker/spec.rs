@@ -96,7 +96,11 @@ pub(super) fn container_body(
 
 /// `docker.sandbox_env` overlaid with the request's variables (the request
 /// wins, as in OpenSandbox), then `EXECD_INIT=1` when execd runs as init.
-fn environment(request: &ProvisionRequest, settings: &DockerSettings, with_execd: bool) -> Vec<String> {
+fn environment(
+    request: &ProvisionRequest,
+    settings: &DockerSettings,
+    with_execd: bool,
+) -> Vec<String> {
     let operator = settings
         .sandbox_env
         .0
@@ -328,7 +332,13 @@ mod tests {
             ..DockerSettings::default()
         };
         let binds = vec!["/data:/data".to_owned()];
-        let body = container_body(&request(&["sleep", "1"]), &settings, binds.clone(), &[], false);
+        let body = container_body(
+            &request(&["sleep", "1"]),
+            &settings,
+            binds.clone(),
+            &[],
+            false,
+        );
         assert_eq!(body.env.unwrap(), vec!["CA=/etc/ca.crt", "A=1", "EMPTY="]);
         assert_eq!(
             body.host_config.unwrap().binds.unwrap(),
