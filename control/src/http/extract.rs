@@ -27,7 +27,7 @@ where
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|e| ApiError::invalid(format!("request body: cannot be read: {e}")))?;
-        parse_json(&bytes).map(ApiJson)
+        parse_json_object(&bytes).map(ApiJson)
     }
 }
 
@@ -55,20 +55,27 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     )))
 }
 
-/// Parses a JSON body; errors name the JSON path and the rule.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid(
-            "request body: required; send a JSON object",
-        ));
-    }
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+/// Parses a body that must be one JSON object (every endpoint taking
+/// [`ApiJson`]): anything else is refused as such before its fields are read.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some() && first != Some(&b'{') {
         let syntax_ok = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
         return Err(ApiError::invalid(if syntax_ok {
             "request body: must be a JSON object".to_owned()
         } else {
             "request body: is not valid JSON; send a JSON object".to_owned()
         }));
+    }
+    parse_json(bytes)
+}
+
+/// Parses a JSON body of any shape; errors name the JSON path and the rule.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            "request body: required; send a JSON object",
+        ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
