@@ -49,9 +49,19 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-"$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
-    --header "OPEN-SANDBOX-API-KEY: $key" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-    --max-examples "$examples" \
-    --seed 1 \
-    --wait-for-schema 10
+checks=status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+# Pools and templates are Kubernetes features: on this runtime every one of
+# their operations answers the documented 501, as OpenSandbox 1.1.1 does, so
+# they are run with every check but not_a_server_error (and without the
+# stateful phase: no links lead from them).
+unsupported='^(Pools|Templates)$'
+run_schemathesis() {
+    "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+        --header "OPEN-SANDBOX-API-KEY: $key" \
+        --max-examples "$examples" \
+        --seed 1 \
+        --wait-for-schema 10 \
+        "$@"
+}
+run_schemathesis --checks "not_a_server_error,$checks" --exclude-tag-regex "$unsupported"
+run_schemathesis --checks "$checks" --include-tag-regex "$unsupported" --phases examples,coverage,fuzzing
