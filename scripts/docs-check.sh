@@ -29,7 +29,7 @@
 # Environment:
 #   SANDGATE_CONTROL_BIN  the binary (default $CARGO_TARGET_DIR/debug/sandgate-control)
 #   SANDGATE_ARTIFACTS    where docs.png and redoc.png go (default target/artifacts)
-#   DOCS_CHECK_WINDOW     browser window, WIDTHxHEIGHT (default 1280x1600)
+#   DOCS_CHECK_WINDOW     browser window, WIDTHxHEIGHT (default 1280x2800)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,7 +46,7 @@ if [ "${1:-}" != "--in-netns" ]; then
     *) die "unknown argument ${1} (usage: scripts/docs-check.sh [--update-image])" ;;
     esac
     started=$(date +%s)
-    [[ "${DOCS_CHECK_WINDOW:-1280x1600}" =~ ^[0-9]+x[0-9]+$ ]] ||
+    [[ "${DOCS_CHECK_WINDOW:-1280x2800}" =~ ^[0-9]+x[0-9]+$ ]] ||
         die "DOCS_CHECK_WINDOW must be WIDTHxHEIGHT, not $DOCS_CHECK_WINDOW"
 
     # Debian's chromium; its launcher script adds flags (remote extensions,
@@ -107,7 +107,7 @@ fi
 # ---- inside the network namespace ------------------------------------------
 
 check="$repo/scripts/docs-check/check.py"
-window="${DOCS_CHECK_WINDOW:-1280x1600}"
+window="${DOCS_CHECK_WINDOW:-1280x2800}"
 width="${window%x*}"
 height="${window#*x}"
 [[ "$width" =~ ^[0-9]+$ && "$height" =~ ^[0-9]+$ ]] || die "DOCS_CHECK_WINDOW must be WIDTHxHEIGHT, not $window"
