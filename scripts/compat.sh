@@ -209,12 +209,13 @@ instance = "$instance"
 docker_stop_grace_seconds = 1
 shutdown_grace_seconds = 5
 routes_token = "$routes_token"
-edge_proxy_url = "http://127.0.0.1:$proxy_port"
 TOML
     if [ "$mode" = direct ]; then
+        # No edge proxy: the control plane forwards the server-proxy path itself.
         printf '\n[ingress]\nmode = "direct"\n' >>"$dir/control.toml"
     else
         cat >>"$dir/control.toml" <<TOML
+edge_proxy_url = "http://127.0.0.1:$proxy_port"
 
 [ingress]
 mode = "gateway"

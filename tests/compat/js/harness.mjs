@@ -22,6 +22,8 @@ function env(name) {
 
 export const DOMAIN = env("COMPAT_URI_DOMAIN");
 export const GATEWAY = env("COMPAT_URI_GATEWAY");
+// The control plane with direct ingress and no edge proxy.
+export const DIRECT_DOMAIN = env("COMPAT_DIRECT_DOMAIN");
 export const API_KEY = env("COMPAT_API_KEY");
 export const IMAGE = process.env.COMPAT_IMAGE ?? "sandgate-test/busybox:latest";
 export const RUN_ID = process.env.COMPAT_RUN_ID ?? "local";

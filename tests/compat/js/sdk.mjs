@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Sandbox, SandboxManager } from "@alibaba-group/opensandbox";
 import {
-  API_KEY, APP_BODY, APP_ENTRYPOINT, APP_PORT, DOMAIN, EGRESS_PORT, EXECD_PORT, GATEWAY, IMAGE, RUN_ID, RUN_KEY, UUID,
+  API_KEY, APP_BODY, APP_ENTRYPOINT, APP_PORT, DIRECT_DOMAIN, DOMAIN, EGRESS_PORT, EXECD_PORT, GATEWAY, IMAGE, RUN_ID, RUN_KEY, UUID,
   Suite, b36, bodyIs, eventually, fetchEndpoint, near, rejectsWith,
 } from "./harness.mjs";
 
@@ -86,6 +86,24 @@ await suite.step("endpoints with useServerProxy, fetched through the control pla
     await bodyIs(await viaServer.getEndpoint(APP_PORT), "/", 200, APP_BODY, "app port via the server proxy");
   } finally {
     await viaServer.close();
+  }
+});
+
+await suite.step("control plane alone (no edge proxy): Sandbox.create with useServerProxy, endpoints fetched, kill", async () => {
+  const alone = { domain: DIRECT_DOMAIN, apiKey: API_KEY, useServerProxy: true };
+  const sandbox = await Sandbox.create({
+    connectionConfig: alone, image: IMAGE, entrypoint: APP_ENTRYPOINT,
+    metadata: { ...META, role: "server-proxy-alone" }, timeoutSeconds: 600,
+  });
+  try {
+    assert.equal(await sandbox.isHealthy(), true, "isHealthy() through the control plane");
+    const endpoint = await sandbox.getEndpoint(APP_PORT);
+    assert.equal(endpoint.endpoint, `${DIRECT_DOMAIN}/sandboxes/${sandbox.id}/proxy/${APP_PORT}`, "server-proxy endpoint");
+    await bodyIs(endpoint, "/", 200, APP_BODY, "app port forwarded by the control plane");
+    await bodyIs(await sandbox.getEndpoint(EXECD_PORT), "/ping", 200, "pong", "execd /ping forwarded by the control plane");
+  } finally {
+    await sandbox.kill();
+    await sandbox.close();
   }
 });
 

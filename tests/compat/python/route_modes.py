@@ -2,7 +2,8 @@
 # the published Python SDK (SandboxSync): gateway route mode "header" (the
 # endpoint is the gateway plus an OpenSandbox-Ingress-To header the SDK must
 # send with every execd call), "wildcard" (<id>-<port>.<domain>), and
-# Sandgate's default ingress "direct" (container addresses, no proxy). Each
+# Sandgate's default ingress "direct" (container addresses, no proxy; the
+# server-proxy path is then forwarded by the control plane itself). Each
 # has its own control plane (scripts/compat.sh). *.sandbox.localhost does not
 # resolve here, so wildcard requests connect to the proxy's address and send
 # the endpoint's host name as Host, as DNS would route them.
@@ -147,8 +148,25 @@ def direct_mode() -> None:
     sandbox.close()
 
 
+def server_proxy_alone() -> None:
+    # No edge proxy behind this control plane: readiness, execd and the app
+    # port all go through /sandboxes/{id}/proxy/{port}, forwarded by it.
+    proxied = config(direct, use_server_proxy=True)
+    meta = {**META, "role": "server-proxy-alone"}
+    sandbox = SandboxSync.create(IMAGE, entrypoint=APP_ENTRYPOINT, metadata=meta, connection_config=proxied)
+    s.alone = sandbox
+    eq(sandbox.is_healthy(), True, "is_healthy() through the control plane")
+    for port in (EXECD_PORT, APP_PORT):
+        endpoint = sandbox.get_endpoint(port)
+        eq(endpoint.endpoint, f"{direct.domain}/sandboxes/{sandbox.id}/proxy/{port}", f"server-proxy endpoint for {port}")
+    body_is(fetch(sandbox.get_endpoint(EXECD_PORT), "/ping"), 200, "pong", "execd /ping forwarded by the control plane")
+    body_is(fetch(sandbox.get_endpoint(APP_PORT)), 200, APP_BODY, "app port forwarded by the control plane")
+    sandbox.kill()
+    sandbox.close()
+
+
 def kill_leftovers() -> None:
-    for name in ("header", "wild", "direct"):
+    for name in ("header", "wild", "direct", "alone"):
         sandbox = getattr(s, name, None)
         if sandbox is not None:
             try:
@@ -166,4 +184,5 @@ suite.step("wildcard mode: SandboxSync.create with a Host-routed health_check", 
 suite.step("wildcard mode: <id>-<port>.<domain> endpoints and signed endpoint, fetched", wildcard_endpoints)
 suite.step("wildcard mode: kill", wildcard_kill)
 suite.step("direct ingress: create, container-address endpoints fetched, no signed routes, kill", direct_mode)
+suite.step("control plane alone (no edge proxy): create with use_server_proxy, endpoints fetched, kill", server_proxy_alone)
 suite.finish()
