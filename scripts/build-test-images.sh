@@ -90,17 +90,22 @@ make_busybox_rootfs() {
 }
 
 # The test /execd: answers GET /ping with 200 "pong" on port 44772 using only
-# busybox applets that the sandbox image has (mkdir, printf, httpd).
+# busybox applets that the sandbox image has (mkdir, printf, httpd). It also
+# answers /proxy/44772/ping, the path OpenSandbox 1.1.1's bridge-mode
+# endpoints use (execd's own proxy), so the differential test's reference
+# server passes its readiness check too.
 write_execd() {
     cat >"$1" <<'EOF'
 #!/bin/sh
 # Test stand-in for OpenSandbox's execd (sandgate-test/execd): serves
-# GET /ping -> 200 "pong" on port 44772 with busybox httpd. Nothing else.
+# GET /ping (and /proxy/44772/ping) -> 200 "pong" on port 44772 with busybox
+# httpd. Nothing else.
 set -eu
 port="${EXECD_PORT:-44772}"
 www="${EXECD_WWW:-/tmp/execd-www}"
-mkdir -p "$www"
+mkdir -p "$www/proxy/$port"
 printf 'pong' >"$www/ping"
+printf 'pong' >"$www/proxy/$port/ping"
 exec httpd -f -p "$port" -h "$www"
 EOF
     chmod 0755 "$1"

@@ -31,6 +31,9 @@ cargo test --workspace --locked --doc
 step "published OpenSandbox clients (Python SDK, CLI, JS SDK) against the stack"
 ./scripts/compat.sh
 
+step "differential: OpenSandbox 1.1.1 from PyPI and Sandgate, side by side on one engine"
+./scripts/differential.sh
+
 step "schemathesis against the generated OpenAPI document"
 ./scripts/schemathesis.sh
 
