@@ -338,9 +338,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 fn load_all(conn: &Connection, path: &Path) -> Result<Vec<SandboxRecord>, StoreError> {
-    let mut statement = conn
-        .prepare("SELECT id, record FROM sandboxes")
-        .map_err(sqlite(path))?;
+    read_records(conn, path, "SELECT id, record FROM sandboxes")
+}
+
+/// Every row of `query` (`SELECT id, record ...`), its JSON record parsed.
+fn read_records<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    path: &Path,
+    query: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare(query).map_err(sqlite(path))?;
     let rows = statement
         .query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
@@ -480,25 +487,7 @@ fn append_event(
 }
 
 fn read_snapshots(conn: &Connection, path: &Path) -> Result<Vec<SnapshotRecord>, StoreError> {
-    let mut statement = conn
-        .prepare("SELECT id, record FROM snapshots")
-        .map_err(sqlite(path))?;
-    let rows = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(sqlite(path))?;
-    let mut records = Vec::new();
-    for row in rows {
-        let (id, json) = row.map_err(sqlite(path))?;
-        let record = serde_json::from_str(&json).map_err(|source| StoreError::Corrupt {
-            path: path.to_owned(),
-            id,
-            source,
-        })?;
-        records.push(record);
-    }
-    Ok(records)
+    read_records(conn, path, "SELECT id, record FROM snapshots")
 }
 
 fn read_history(conn: &Connection, path: &Path, id: &str) -> Result<Vec<StatusEvent>, StoreError> {
