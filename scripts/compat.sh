@@ -53,6 +53,8 @@ export npm_config_update_notifier=false
 
 say() { printf '[compat] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+# shellcheck source=scripts/lib/processes.sh
+. scripts/lib/processes.sh
 
 # ---- prerequisites -----------------------------------------------------------
 
@@ -103,14 +105,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sandgate-compat.XXXXXX")
 pids=()
 instances=()
 
-# running PID: true while PID exists and has not exited (an exited child stays
-# a zombie until it is waited for, and kill -0 still succeeds on a zombie).
-running() {
-    local _pid _comm state
-    read -r _pid _comm state _ 2>/dev/null <"/proc/$1/stat" || return 1
-    [ "$state" != Z ]
-}
-
 # stop_stacks: SIGTERM every process this run started (SIGKILL what is left
 # after 15 s), then remove any container still carrying this run's instances.
 # Idempotent; quiet.
@@ -146,26 +140,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- stacks ------------------------------------------------------------------
-
-# free_ports N: N distinct free loopback ports (all bound at once, then freed).
-free_ports() {
-    python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-# wait_ready URL NAME LOG: poll URL until it answers 2xx, for at most 20 s.
-wait_ready() {
-    local deadline=$((SECONDS + 20))
-    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            tail -n 30 "$3" >&2 || true
-            die "$2 did not become ready at $1"
-        fi
-        sleep 0.1
-    done
-}
 
 api_key="compat-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 routes_token=$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)

@@ -52,6 +52,8 @@ started=$SECONDS
 
 say() { printf '[differential] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+# shellcheck source=scripts/lib/processes.sh
+. scripts/lib/processes.sh
 
 docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info failed)"
 command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
@@ -71,12 +73,6 @@ engine_socket=${engine#unix://}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sandgate-differential.XXXXXX")
 pids=()
-
-running() {
-    local _pid _comm state
-    read -r _pid _comm state _ 2>/dev/null <"/proc/$1/stat" || return 1
-    [ "$state" != Z ]
-}
 
 run_containers() {
     docker ps -aq --filter "label=sandgate.io/instance=$instance"
@@ -110,25 +106,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- servers -----------------------------------------------------------------
-
-free_ports() {
-    python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-# wait_ready URL NAME LOG PID: poll URL until it answers 2xx, for at most 30 s.
-wait_ready() {
-    local deadline=$((SECONDS + 30))
-    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-        if [ "$SECONDS" -ge "$deadline" ] || ! running "$4"; then
-            tail -n 30 "$3" >&2 || true
-            die "$2 did not become ready at $1"
-        fi
-        sleep 0.2
-    done
-}
 
 # render PORT OUT: the shared config with this run's values.
 render() {
