@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
-use common::{Knobs, TestApp, body};
+use common::{Knobs, TestApp, body, body_with};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::Client;
@@ -38,11 +38,15 @@ struct Proxied {
 
 impl Proxied {
     async fn start(forward: ForwardSettings) -> Self {
-        let app = TestApp::start(Knobs {
+        Self::start_with(Knobs {
             forward,
             ..Knobs::default()
         })
-        .await;
+        .await
+    }
+
+    async fn start_with(knobs: Knobs) -> Self {
+        let app = TestApp::start(knobs).await;
         let id = app.create("/v1", body()).await;
         app.wait_state(&id, "Running").await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -488,4 +492,67 @@ async fn without_an_egress_sidecar_the_network_policy_answers_502() {
         (StatusCode::BAD_GATEWAY, Some("BACKEND_CONNECTION_FAILED")),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_secured_sandbox_is_forwarded_to_only_with_its_exact_token() {
+    // Gateway ingress (secure access needs it) and no edge proxy configured:
+    // the control plane forwards, so it is the one enforcing the token.
+    let ingress = sandgate_control::ingress::Ingress {
+        gateway: Some(sandgate_control::ingress::GatewayRoute::Uri {
+            address: "127.0.0.1:28888".into(),
+        }),
+        signing: None,
+        eip: None,
+    };
+    let proxied = Proxied::start_with(Knobs {
+        ingress,
+        ..Knobs::default()
+    })
+    .await;
+    let port = echo_server().await;
+    let secured = proxied
+        .app
+        .create("/v1", body_with("secureAccess", json!(true)))
+        .await;
+    proxied.app.wait_state(&secured, "Running").await;
+    let (_, endpoint) = proxied
+        .app
+        .call(
+            Method::GET,
+            &format!("/v1/sandboxes/{secured}/endpoints/{port}"),
+            None,
+        )
+        .await;
+    let token = endpoint["headers"]["OpenSandbox-Secure-Access"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = format!(
+        "http://{}/v1/sandboxes/{secured}/proxy/{port}/x",
+        proxied.addr
+    );
+    let wrong = format!("{}0", &token[..token.len() - 1]);
+    let prefix = &token[..token.len() - 1];
+    for headers in [
+        vec![],
+        vec![("OpenSandbox-Secure-Access", wrong.as_str())],
+        vec![("OpenSandbox-Secure-Access", prefix)],
+        vec![("OpenSandbox-Secure-Access", "")],
+        // Another sandbox's credentials do not open this one.
+        vec![("OPEN-SANDBOX-API-KEY", "k"), ("Authorization", "Bearer x")],
+    ] {
+        let (status, error) = proxied.get(&uri, &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {error}");
+        assert_eq!(error["code"], "MISSING_OR_INVALID_SECURE_ACCESS", "{error}");
+        assert!(!error["message"].as_str().unwrap().contains(&token[..8]));
+    }
+    let (status, seen) = proxied
+        .get(&uri, &[("OpenSandbox-Secure-Access", &token)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["uri"], "/x");
+    // The unsecured sandbox next to it needs no token.
+    let (status, _) = proxied.get(&proxied.url(port, "/x"), &[]).await;
+    assert_eq!(status, StatusCode::OK);
 }
